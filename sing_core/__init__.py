@@ -1,0 +1,21 @@
+"""sing_core: the host-independent SingDiffusion engine (torch and safetensors only).
+
+SingDiffusion (Zhang, Yin, Li, Xie, CVPR 2024) replaces the Gaussian start of SD-1.x/2.x sampling with one DDIM step
+from t = 1, where a time-free module φ(x1, c) predicts the clean latent x̂0. Hosts (the webui adapter, the CLI) use
+this package unchanged; it imports no webui, gradio, diffusers or transformers module.
+"""
+
+from sing_core.schedule import alpha_cumprod_from_sigma, sd_alphas_cumprod, sigma_from_alpha_cumprod
+from sing_core.start import ddim_start, normalized_guidance, sigma_start, unit_noise_start
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "alpha_cumprod_from_sigma",
+    "ddim_start",
+    "normalized_guidance",
+    "sd_alphas_cumprod",
+    "sigma_from_alpha_cumprod",
+    "sigma_start",
+    "unit_noise_start",
+]
