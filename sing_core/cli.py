@@ -1,0 +1,42 @@
+"""`python -m sing_core COMMAND`: one entry point; each command lives in its own module.
+
+A command module provides `add_arguments(parser)` and `run(args) -> int`; it keeps heavy imports inside run(), since
+building the parser imports every command module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help). Nested commands ("bench unet") are registered with a space.
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sing_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for full_name, (module, help_text) in COMMANDS.items():
+        head, _, tail = full_name.partition(" ")
+        target, name = sub, full_name
+        if tail:
+            if head not in groups:
+                groups[head] = sub.add_parser(head, help=f"{head} commands").add_subparsers(
+                    dest="subcommand", required=True, metavar="SUBCOMMAND"
+                )
+            target, name = groups[head], tail
+        command = target.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(module=module)
+        importlib.import_module(module).add_arguments(command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return importlib.import_module(args.module).run(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
