@@ -94,6 +94,8 @@ def read_bpe_gz(path: str | Path) -> BpeVocabulary:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as stream:
             lines = stream.read().split("\n")
+        if lines[-1] == "":  # the newline that ends the file
+            lines.pop()
     except (OSError, EOFError, UnicodeDecodeError) as error:
         raise VocabularyError(f"{path}: cannot read the BPE merges gz ({error}); reinstall the package.") from error
     # Line 0 is a header; SimpleTokenizer keeps lines[1 : 1 + 48894].

@@ -60,8 +60,11 @@ class TensorFile:
                     raise
                 loaded = torch.serialization.load(self.path, map_location="cpu", weights_only=True)
         except Exception as error:  # the unpickler raises many types; every one means "cannot read this safely"
+            # torch's message is long and suggests weights_only=False; keep its one line that names the cause.
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+            cause = next((line for line in lines if line.startswith("WeightsUnpickler error:")), lines[0])
             raise WeightsFileError(
-                f"{self.path}: cannot be read as plain weights (weights_only=True): {error}. Use the .safetensors "
+                f"{self.path}: cannot be read as plain weights (weights_only=True): {cause} Use the .safetensors "
                 "version of this model, or convert the file to .safetensors."
             ) from error
         if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
