@@ -17,11 +17,13 @@ unicodedata does not know yet (assigned in a newer Unicode than the interpreter'
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from sing_core.text.bpe_vocab import END_OF_TEXT, START_OF_TEXT
 
 SPECIAL_TOKENS = (START_OF_TEXT, END_OF_TEXT)
+SPECIAL_TOKEN_PATTERN = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")  # the group keeps them
 CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")  # in the pattern's order: the first that fits wins
 # Unicode's White_Space property (= Oniguruma's \s). Not str.isspace(): that also takes U+001C..U+001F.
 WHITE_SPACE = frozenset(
@@ -42,18 +44,7 @@ def is_number(char: str) -> bool:
 
 def split_special_tokens(text: str) -> list[str]:
     """Cut the raw text at each <|startoftext|> / <|endoftext|>; the specials are kept as their own items."""
-    parts, start, position = [], 0, 0
-    while True:
-        hits = [(text.find(token, position), token) for token in SPECIAL_TOKENS]
-        hits = [(index, token) for index, token in hits if index >= 0]
-        if not hits:
-            break
-        index, token = min(hits)
-        parts.append(text[start:index])
-        parts.append(token)
-        start = position = index + len(token)
-    parts.append(text[start:])
-    return [part for part in parts if part]
+    return [part for part in SPECIAL_TOKEN_PATTERN.split(text) if part]
 
 
 def normalize(segment: str) -> str:
