@@ -1,7 +1,10 @@
 """SD-1.5's CLIP tokenizer: the ids Hugging Face's CLIPTokenizer gives (77 tokens, BOS + 75 + EOS, EOS padding).
 
 transformers 5 has a single CLIPTokenizer (CLIPTokenizerFast is another name for it) backed by `tokenizers`; it does
-not use ftfy, installed or not. The cutting into words is in sing_core.text.pretokenize; this module runs the BPE.
+not use ftfy, installed or not, so neither does this one: the same prompt gives the same ids in every environment.
+(transformers 4's slow CLIPTokenizer ran ftfy.fix_text when ftfy was installed; that changes ids only for text ftfy
+rewrites: curly quotes and apostrophes, ligatures, fullwidth forms, HTML entities, control characters.)
+The cutting into words is in sing_core.text.pretokenize; this module runs the BPE.
 """
 
 from __future__ import annotations
