@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,12 +38,15 @@ class ClipTextEncoder:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         tokenizer: ClipTokenizer | str | Path | None = None,
+        **loader_options: Any,
     ) -> ClipTextEncoder:
-        """The text encoder in `weights` (see load_text_encoder) with a tokenizer (a path, or found with
-        ClipTokenizer.find() when None)."""
-        if not isinstance(tokenizer, ClipTokenizer):
-            tokenizer = ClipTokenizer.find([tokenizer] if tokenizer is not None else [])
-        return cls(tokenizer, load_text_encoder(weights, device, dtype))
+        """The text encoder in `weights` (load_text_encoder, which takes `loader_options`: config,
+        expected_hidden_size) with a tokenizer: given, read from a path, or found by ClipTokenizer.find()."""
+        if tokenizer is None:
+            tokenizer = ClipTokenizer.find()
+        elif not isinstance(tokenizer, ClipTokenizer):
+            tokenizer = ClipTokenizer.from_path(tokenizer)
+        return cls(tokenizer, load_text_encoder(weights, device, dtype, **loader_options))
 
     @property
     def device(self) -> torch.device:

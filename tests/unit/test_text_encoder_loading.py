@@ -15,10 +15,11 @@ from sing_core.text import (
     ClipTextModel,
     ClipTokenizer,
     TextEncoderLoadError,
+    VocabularyError,
     WeightsFileError,
     load_text_encoder,
 )
-from sing_core.text.bpe_vocab import clip_vocabulary_from_merges
+from sing_core.text.bpe_vocab import clip_vocabulary_from_merges, write_tokenizer_folder
 
 SMALL = ClipTextConfig(
     vocab_size=600,
@@ -243,3 +244,18 @@ def test_encoder_encodes_a_batch_under_inference_mode():
     assert out.shape == (2, 12, 128)
     assert out.is_inference()
     torch.testing.assert_close(out[1], encoder.encode("")[0])
+
+
+def test_encoder_load_reads_weights_and_a_tokenizer_folder(tmp_path):
+    folder = write_tokenizer_folder(clip_vocabulary_from_merges([("a", "b")], "tiny"), tmp_path / "tokenizer")
+    short = save(tmp_path, small_state(), "short.safetensors")  # 12 positions: too few for 77 tokens
+    with pytest.raises(ValueError, match="pads to 77 tokens, the text model has 12 positions"):
+        ClipTextEncoder.load(short, tokenizer=folder, expected_hidden_size=None)
+    with pytest.raises(VocabularyError, match="not a tokenizer folder"):
+        ClipTextEncoder.load(short, tokenizer=tmp_path / "absent", expected_hidden_size=None)
+    config = ClipTextConfig(**{**SMALL.to_dict(), "max_position_embeddings": 77})
+    path = save(tmp_path, small_state(config))
+    encoder = ClipTextEncoder.load(path, dtype=torch.bfloat16, tokenizer=folder, expected_hidden_size=None)
+    assert (encoder.dtype, encoder.device.type, encoder.tokenizer.source) == (torch.bfloat16, "cpu", str(folder))
+    out = encoder.encode(["ab", "ba"])
+    assert (out.shape, out.dtype) == ((2, 77, 128), torch.bfloat16)
