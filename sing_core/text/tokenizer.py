@@ -1,0 +1,138 @@
+"""SD-1.5's CLIP tokenizer: the ids Hugging Face's CLIPTokenizer gives (77 tokens, BOS + 75 + EOS, EOS padding).
+
+transformers 5 has a single CLIPTokenizer (CLIPTokenizerFast is another name for it) backed by `tokenizers`; it does
+not use ftfy, installed or not, so neither does this one: the same prompt gives the same ids in every environment.
+(transformers 4's slow CLIPTokenizer ran ftfy.fix_text when ftfy was installed; that changes ids only for text ftfy
+rewrites: curly quotes and apostrophes, ligatures, fullwidth forms, HTML entities, control characters.)
+The cutting into words is in sing_core.text.pretokenize; this module runs the BPE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from sing_core.text.bpe_vocab import (
+    END_OF_TEXT,
+    END_OF_WORD,
+    START_OF_TEXT,
+    BpeVocabulary,
+    VocabularyError,
+    bytes_to_unicode,
+    read_bpe_gz,
+    read_tokenizer_folder,
+)
+from sing_core.text.pretokenize import pre_tokenize
+from sing_core.text.vocab_sources import BPE_GZ_NAME, hub_cache_dirs, hub_tokenizer_folders, package_bpe_gz_files
+
+MAX_LENGTH = 77  # SD-1.x's context: <|startoftext|> + 75 tokens + <|endoftext|>
+BPE_CACHE_SIZE = 1 << 16
+
+
+class ClipTokenizer:
+    """Byte-level BPE over CLIP's pre-tokenized words; `encode` pads/truncates like the SD-1.5 pipelines."""
+
+    def __init__(self, vocabulary: BpeVocabulary, max_length: int = MAX_LENGTH):
+        if max_length < 2:
+            raise ValueError(f"max_length={max_length}: needs room for <|startoftext|> and <|endoftext|>.")
+        self.vocabulary = vocabulary.validate()
+        self.max_length = max_length
+        self.token_ids = vocabulary.token_ids
+        self.merge_ranks = {pair: rank for rank, pair in enumerate(vocabulary.merges)}
+        self.bos_id = self.token_ids[START_OF_TEXT]
+        self.eos_id = self.pad_id = self.token_ids[END_OF_TEXT]
+        self._byte_symbols = bytes_to_unicode()
+        # One cache per tokenizer: a webui batch repeats the same words many times.
+        self.word_ids = lru_cache(maxsize=BPE_CACHE_SIZE)(self._word_ids)
+
+    @property
+    def source(self) -> str:
+        return self.vocabulary.source
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, max_length: int = MAX_LENGTH) -> ClipTokenizer:
+        """A Hugging Face tokenizer folder (vocab.json + merges.txt, or tokenizer.json)."""
+        return cls(read_tokenizer_folder(folder), max_length)
+
+    @classmethod
+    def from_bpe_gz(cls, path: str | Path, max_length: int = MAX_LENGTH) -> ClipTokenizer:
+        """OpenAI's bpe_simple_vocab_16e6.txt.gz."""
+        return cls(read_bpe_gz(path), max_length)
+
+    @classmethod
+    def from_path(cls, path: str | Path, max_length: int = MAX_LENGTH) -> ClipTokenizer:
+        """A folder, a tokenizer.json or a .gz merge list, by what the path is."""
+        path = Path(path)
+        if path.is_dir():
+            return cls.from_folder(path, max_length)
+        if path.name.endswith(".gz") and path.is_file():
+            return cls.from_bpe_gz(path, max_length)
+        if path.name == "tokenizer.json" and path.is_file():
+            return cls.from_folder(path.parent, max_length)
+        raise VocabularyError(f"{path}: not a tokenizer folder, tokenizer.json or {BPE_GZ_NAME} (does it exist?).")
+
+    @classmethod
+    def find(cls, paths: Sequence[str | Path] = (), max_length: int = MAX_LENGTH) -> ClipTokenizer:
+        """The first CLIP vocabulary found: `paths` in order, the Hugging Face hub cache, the clip/open_clip packages.
+
+        Raises VocabularyError listing every place looked at when none has one.
+        """
+        candidates: list[Path] = [Path(p) for p in paths]
+        candidates += hub_tokenizer_folders()
+        candidates += package_bpe_gz_files()
+        for candidate in candidates:
+            if candidate.exists():
+                return cls.from_path(candidate, max_length)
+        looked = [str(Path(p)) for p in paths] + [
+            f"{d} (snapshots of openai/clip-vit-large-patch14, SD-1.5)" for d in hub_cache_dirs()
+        ]
+        looked.append(f"{BPE_GZ_NAME} in the installed 'open_clip' / 'clip' packages")
+        raise VocabularyError(
+            "No CLIP tokenizer vocabulary found. Looked in: " + "; ".join(looked) + ". Fix: `pip install "
+            "openai-clip` (or open-clip-torch), or pass a folder with vocab.json and merges.txt (the tokenizer/ "
+            "folder of SD-1.5 or openai/clip-vit-large-patch14)."
+        )
+
+    def _word_ids(self, word: str) -> tuple[int, ...]:
+        """BPE of one pre-tokenized word: its UTF-8 bytes as symbols, "</w>" on the last, lowest-rank merges first."""
+        symbols = [self._byte_symbols[b] for b in word.encode("utf-8")]
+        symbols[-1] += END_OF_WORD
+        ranks = self.merge_ranks
+        while len(symbols) > 1:
+            pairs = {(symbols[i], symbols[i + 1]) for i in range(len(symbols) - 1)}
+            best = min(pairs, key=lambda pair: ranks.get(pair, len(ranks)))
+            if best not in ranks:
+                break
+            merged, i = [], 0
+            while i < len(symbols):  # every occurrence, left to right, without overlap
+                if i < len(symbols) - 1 and (symbols[i], symbols[i + 1]) == best:
+                    merged.append(best[0] + best[1])
+                    i += 2
+                else:
+                    merged.append(symbols[i])
+                    i += 1
+            symbols = merged
+        return tuple(self.token_ids[s] for s in symbols)
+
+    def tokenize(self, text: str) -> list[int]:
+        """All token ids of `text`, without <|startoftext|>/<|endoftext|> around them and without truncation."""
+        if not isinstance(text, str):
+            raise TypeError(f"prompt must be a str, got {type(text).__name__}")
+        ids: list[int] = []
+        for word in pre_tokenize(text):
+            ids.extend((self.token_ids[word[0]],) if isinstance(word, tuple) else self.word_ids(word))
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        """`max_length` ids: BOS, the first max_length - 2 tokens, EOS, then EOS as padding."""
+        content = self.tokenize(text)[: self.max_length - 2]
+        ids = [self.bos_id, *content, self.eos_id]
+        return ids + [self.pad_id] * (self.max_length - len(ids))
+
+    def __call__(self, prompts: str | Sequence[str]) -> torch.Tensor:
+        """Token ids as a LongTensor [B, max_length] (a single prompt gives B = 1)."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        return torch.tensor([self.encode(p) for p in prompts], dtype=torch.long).reshape(len(prompts), self.max_length)
