@@ -81,10 +81,10 @@ def check_state(
             )
 
 
-def _check_finite(state: dict[str, torch.Tensor], where: str) -> None:
+def _check_finite(state: dict[str, torch.Tensor], where: str, fix: str) -> None:
     for key, tensor in state.items():
-        if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{where}: tensor {key} contains NaN or inf; the file is damaged, download it again")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{where}: tensor {key} contains NaN or inf; {fix}")
 
 
 def load_module(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
@@ -96,7 +96,7 @@ def load_module(path: str | os.PathLike, device: str | torch.device = "cpu", dty
     state = {k: v for k, v in read_tensors(source).items() if not is_ignored_key(k)}
     where = str(source.weights)
     check_state({k: tuple(v.shape) for k, v in state.items()}, {k: v.dtype for k, v in state.items()}, config, where)
-    _check_finite(state, where)
+    _check_finite(state, where, "the file is damaged, download it again")
     with torch.device("meta"):
         unet = SingUNet(config)
     unet.load_state_dict(state, strict=True, assign=True)  # the loaded tensors become the parameters: no copy
@@ -162,7 +162,10 @@ def save_module(
         metadata[TEXT_ENCODER_CONFIG_KEY] = json.dumps(text_encoder_config)
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    _check_finite(tensors, f"save_module({path}){' with half=True (float16 overflow?)' if half else ''}")
+    if half:
+        _check_finite(tensors, f"save_module({path}, half=True)", "it overflows float16; save in the original dtype")
+    else:
+        _check_finite(tensors, f"save_module({path})", "the weights are broken; nothing was written")
     _write_atomically(_unshared(tensors), metadata, path)
     return path
 
