@@ -32,7 +32,7 @@ from sing_core.weights import (
     is_ignored_key,
     read_config,
     read_shapes,
-    read_tensors,
+    read_unet_tensors,
     resolve,
     short_hash,
 )
@@ -93,7 +93,7 @@ def load_module(path: str | os.PathLike, device: str | torch.device = "cpu", dty
         raise CheckpointError(f"load_module(dtype={dtype}): supported dtypes are float32, float16 and bfloat16")
     source = resolve(path)
     config = read_config(source)
-    state = {k: v for k, v in read_tensors(source).items() if not is_ignored_key(k)}
+    state = read_unet_tensors(source)
     where = str(source.weights)
     check_state({k: tuple(v.shape) for k, v in state.items()}, {k: v.dtype for k, v in state.items()}, config, where)
     _check_finite(state, where, "the file is damaged, download it again")

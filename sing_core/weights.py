@@ -122,13 +122,17 @@ def _parse_config(text: str, where: str) -> UNetConfig:
         raise CheckpointError(str(error)) from error
 
 
-def read_tensors(source: Source) -> dict[str, torch.Tensor]:
-    """Every tensor of the weights file on the CPU, as stored (the caller validates and casts)."""
+def read_unet_tensors(source: Source) -> dict[str, torch.Tensor]:
+    """The UNet's tensors on the CPU as stored, without the ignored keys (the caller validates and casts).
+
+    From a .safetensors only those keys are read, so a text encoder riding along costs no memory here.
+    """
     if source.weights.suffix == ".bin":
-        return _read_pickled_state_dict(source.weights)
+        state = _read_pickled_state_dict(source.weights)
+        return {key: value for key, value in state.items() if not is_ignored_key(key)}
     with _safe_open(source.weights) as f:
         try:
-            return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            return {key: f.get_tensor(key) for key in f.keys() if not is_ignored_key(key)}  # noqa: SIM118
         except Exception as error:
             raise CheckpointError(
                 f"{source.weights}: cannot read a tensor ({error}); download or convert it again"

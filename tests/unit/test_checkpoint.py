@@ -182,7 +182,7 @@ def test_describe_reads_headers_only(tmp_path, monkeypatch, layout):
         weights = path / "diffusion_pytorch_model.bin"
     else:
         path = weights = save_module(module, None, tmp_path / "m.safetensors", half=True)
-    monkeypatch.setattr(sing_core.checkpoint, "read_tensors", lambda *_: pytest.fail("read all tensors"))
+    monkeypatch.setattr(sing_core.checkpoint, "read_unet_tensors", lambda *_: pytest.fail("read all tensors"))
     info = describe(path)
     assert info.config == module.config
     assert info.parameter_count == sum(p.numel() for p in module.parameters())
