@@ -63,15 +63,27 @@ def test_request_args_refuse_dict_plus_positional_and_non_lists():
 
 def test_preset_holds_the_preset_fields_only():
     assert SingArgs(True, "m", 2.0, "host", False).preset() == {
-        "enabled": True, "module": "m", "guidance_scale": 2.0, "text_source": "host"}
+        "enabled": True,
+        "module": "m",
+        "guidance_scale": 2.0,
+        "text_source": "host",
+    }
 
 
 def test_infotext_round_trip():
     params = infotext_params("tiny [0123456789]", 7.5, "module")
-    assert params == {"SingDiffusion": "tiny [0123456789]", "SingDiffusion guidance": "7.5",
-                      "SingDiffusion text source": "module"}
-    assert from_infotext(params) == {"enabled": True, "module": "tiny", "guidance_scale": 7.5,
-                                     "text_source": "module", "follow_preset": False}
+    assert params == {
+        "SingDiffusion": "tiny [0123456789]",
+        "SingDiffusion guidance": "7.5",
+        "SingDiffusion text source": "module",
+    }
+    assert from_infotext(params) == {
+        "enabled": True,
+        "module": "tiny",
+        "guidance_scale": 7.5,
+        "text_source": "module",
+        "follow_preset": False,
+    }
     assert "SingDiffusion text source" not in infotext_params("tiny", 1.0, "auto")
     assert from_infotext(infotext_params("tiny", 1.0, "auto"))["text_source"] == "auto"
 

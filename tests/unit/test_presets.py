@@ -99,7 +99,10 @@ def test_resolution_order():
 def test_a_preset_never_enables_an_unfit_checkpoint():
     from sing_core.presets import Preset
 
-    args, note = apply_preset(SingArgs(), Preset("sdxl", None, {"enabled": True, "module": "m",
-                                                                "guidance_scale": 0.0, "text_source": "auto"}), False)
+    args, note = apply_preset(
+        SingArgs(),
+        Preset("sdxl", None, {"enabled": True, "module": "m", "guidance_scale": 0.0, "text_source": "auto"}),
+        False,
+    )
     assert args.enabled is False
     assert "cannot use it" in note
