@@ -1,0 +1,203 @@
+"""Live tier: drives a real AUTOMATIC1111 v1.10.1 given by WEBUI_DIR (see tests/live/README.md).
+
+Tests marked `live` are skipped at collection, with the reason shown, where WEBUI_DIR is unset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+LIVE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = LIVE_DIR.parents[1]
+sys.path.insert(0, str(LIVE_DIR))  # the helpers beside this file (no package: the tests dirs have no __init__)
+
+from tiny_sing_module import write_tiny_sing_module  # noqa: E402
+from webui_client import WebuiClient  # noqa: E402
+from webui_server import WebuiServer, WebuiStartError  # noqa: E402
+
+EXTENSION_NAME = "sd-webui-singdiffusion"
+CHECKPOINT_NAME = "tiny-sd1"
+MODULE_NAME = "tiny-sing"
+SKIP_REASON = (
+    "WEBUI_DIR is not set: the live tier drives a real AUTOMATIC1111 v1.10.1 checkout "
+    "(WEBUI_DIR=/path/to/webui, WEBUI_PYTHON defaults to WEBUI_DIR/venv/bin/python); see tests/live/README.md"
+)
+START_TIMEOUT = float(os.environ.get("WEBUI_START_TIMEOUT", "240"))
+BUILD_TIMEOUT = 600
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("WEBUI_DIR"):
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if item.get_closest_marker("live"):
+            item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class WebuiInstall:
+    root: Path  # WEBUI_DIR
+    python: Path  # WEBUI_PYTHON
+
+
+@dataclass(frozen=True)
+class HostCheckpoint:
+    name: str  # the file stem: what /sdapi/v1/sd-models calls model_name and use_checkpoint() takes
+    path: Path  # <data-dir>/models/Stable-diffusion/<name>.safetensors, with <name>.yaml beside it
+    report: dict  # the builder's JSON report: latent_channels, text_width, measured brightness response, …
+
+
+@dataclass(frozen=True)
+class SingModule:
+    name: str
+    folder: Path  # <data-dir>/models/SingDiffusion/<name>/ with config.json and diffusion_pytorch_model.bin
+    report: dict
+
+
+@dataclass
+class LogWatch:
+    """The webui console from the moment a test started: `text()` and `wait_for(substring)`."""
+
+    server: WebuiServer
+    start: int
+
+    def text(self) -> str:
+        return self.server.log_text(since=self.start)
+
+    def wait_for(self, substring: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while substring not in self.text():
+            if time.monotonic() > deadline:
+                pytest.fail(f"{substring!r} did not appear in the webui console within {timeout} s:\n{self.text()}")
+            time.sleep(0.1)
+        return self.text()
+
+
+@pytest.fixture(scope="session")
+def webui_install() -> WebuiInstall:
+    root = Path(os.environ["WEBUI_DIR"]).expanduser().resolve()
+    python = Path(os.environ.get("WEBUI_PYTHON") or root / "venv" / "bin" / "python").expanduser()
+    problems = []
+    if not (root / "launch.py").is_file():
+        problems.append(f"WEBUI_DIR={root} has no launch.py: point it at an AUTOMATIC1111 v1.10.1 checkout")
+    if not (root / "repositories" / "stable-diffusion-stability-ai" / "ldm").is_dir():
+        problems.append(f"{root}/repositories/stable-diffusion-stability-ai/ldm is missing: set up its repositories")
+    if not python.is_file():
+        problems.append(f"WEBUI_PYTHON={python} does not exist: set WEBUI_PYTHON to the webui's interpreter")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    return WebuiInstall(root, python)
+
+
+@pytest.fixture(scope="session")
+def live_dir(tmp_path_factory) -> Path:
+    """Session folder: data/ is the webui's --data-dir, webui.log its console, *.build.log the builders' output."""
+    return tmp_path_factory.mktemp("webui-live")
+
+
+@pytest.fixture(scope="session")
+def data_dir(live_dir) -> Path:
+    return live_dir / "data"
+
+
+@pytest.fixture(scope="session")
+def build_host_checkpoint(webui_install, data_dir, live_dir):
+    """Factory: build(name, seed=0, latent_channels=4, text_width=32) -> HostCheckpoint, once per name.
+
+    The file lands in the webui's checkpoint folder; a running webui sees it after client.refresh_checkpoints().
+    """
+    built: dict[str, HostCheckpoint] = {}
+
+    def build(name: str, *, seed: int = 0, latent_channels: int = 4, text_width: int = 32) -> HostCheckpoint:
+        if name in built:
+            return built[name]
+        out_dir = data_dir / "models" / "Stable-diffusion"
+        command = [
+            str(webui_install.python), str(LIVE_DIR / "tiny_host_checkpoint.py"),
+            "--webui-dir", str(webui_install.root), "--out-dir", str(out_dir), "--name", name,
+            "--seed", str(seed), "--latent-channels", str(latent_channels), "--text-width", str(text_width),
+        ]  # fmt: skip
+        log = live_dir / f"{name}.build.log"
+        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+        log.write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+            pytest.fail(f"building checkpoint {name} failed (exit {done.returncode}); full output in {log}:\n{tail}")
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        built[name] = HostCheckpoint(name, Path(report["checkpoint"]), report)
+        return built[name]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def host_checkpoint(build_host_checkpoint) -> HostCheckpoint:
+    """The tiny SD-1 checkpoint the webui starts with (4 latent channels, text width 32)."""
+    return build_host_checkpoint(CHECKPOINT_NAME)
+
+
+@pytest.fixture(scope="session")
+def build_sing_module(data_dir):
+    """Factory: build(name, seed=0, mean_offset=1.0, cross_attention_dim=32, latent_channels=4) -> SingModule."""
+    built: dict[str, SingModule] = {}
+
+    def build(name: str, **options) -> SingModule:
+        if name not in built:
+            folder = data_dir / "models" / "SingDiffusion" / name
+            built[name] = SingModule(name, folder, write_tiny_sing_module(folder, **options))
+        return built[name]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def sing_module(build_sing_module) -> SingModule:
+    """A tiny module matching host_checkpoint (4 channels, cross-attention 32) whose x̂0 has latent mean ≈ +1."""
+    return build_sing_module(MODULE_NAME)
+
+
+@pytest.fixture(scope="session")
+def extension_link(data_dir) -> Path:
+    """<data-dir>/extensions/sd-webui-singdiffusion, a symlink to the checkout under test."""
+    link = data_dir / "extensions" / EXTENSION_NAME
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(PROJECT_ROOT, target_is_directory=True)
+    return link
+
+
+@pytest.fixture(scope="session")
+def webui_server(webui_install, data_dir, extension_link, host_checkpoint, sing_module):
+    """A running webui with this checkout linked in as an extension; stopped at the end of the session."""
+    server = WebuiServer(
+        webui_dir=webui_install.root,
+        python=webui_install.python,
+        data_dir=data_dir,
+        checkpoint=host_checkpoint.path,
+        log_path=data_dir.parent / "webui.log",
+    )
+    try:
+        server.start(START_TIMEOUT)
+    except WebuiStartError as error:
+        server.stop()
+        pytest.fail(str(error), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def webui(webui_server) -> WebuiClient:
+    return WebuiClient(webui_server.url)
+
+
+@pytest.fixture
+def webui_log(webui_server) -> LogWatch:
+    return LogWatch(webui_server, webui_server.log_size())
