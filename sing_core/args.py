@@ -53,9 +53,9 @@ FIELD_BY_KEY = {field.key: field for field in FIELDS}
 PRESET_KEYS = tuple(field.key for field in FIELDS if field.in_preset)
 
 
-def check_value(field: Field, value: Any, source: str) -> Any:
+def check_value(field: Field, value: Any, source: str = "") -> Any:
     """The value converted to the field's type, or ArgsError. Ints are accepted for floats, nothing else is coerced."""
-    where = f"{source}: SingDiffusion argument '{field.key}'"
+    where = f"SingDiffusion argument '{field.key}'" + (f" in {source}" if source else "")
     if field.kind is bool:
         if not isinstance(value, bool):
             raise ArgsError(f"{where} must be true or false, got {value!r} ({type(value).__name__})")
@@ -85,18 +85,19 @@ class SingArgs:
 
     @classmethod
     def from_dict(
-        cls, values: Mapping[str, Any], source: str = "API", allowed: Sequence[str] | None = None
+        cls, values: Mapping[str, Any], source: str = "", allowed: Sequence[str] | None = None
     ) -> SingArgs:
         """Named arguments; unknown keys are an error (a typo must not silently fall back to a default)."""
         allowed = tuple(allowed or FIELD_BY_KEY)
         unknown = sorted(set(values) - set(allowed))
         if unknown:
-            raise ArgsError(f"{source}: unknown SingDiffusion argument(s) {', '.join(map(repr, unknown))}; "
+            where = f" in {source}" if source else ""
+            raise ArgsError(f"unknown SingDiffusion argument(s) {', '.join(map(repr, unknown))}{where}; "
                             f"accepted: {', '.join(allowed)}")
         return cls(**{key: check_value(FIELD_BY_KEY[key], value, source) for key, value in values.items()})
 
     @classmethod
-    def from_script_args(cls, args: Sequence[Any], source: str = "script args") -> SingArgs:
+    def from_script_args(cls, args: Sequence[Any], source: str = "") -> SingArgs:
         """The script's arguments as the webui passes them: positional in FIELDS order, or ONE dict first.
 
         The webui fills the positions a request leaves out with the UI's defaults, so after a dict come defaults,
@@ -106,19 +107,19 @@ class SingArgs:
         if args and isinstance(args[0], Mapping):
             return cls.from_dict(args[0], source)
         if len(args) > len(FIELDS):
-            raise ArgsError(f"{source}: SingDiffusion takes at most {len(FIELDS)} positional arguments "
+            raise ArgsError(f"SingDiffusion takes at most {len(FIELDS)} positional arguments "
                             f"({', '.join(f.key for f in FIELDS)}), got {len(args)}")
         pairs = zip(FIELDS, args, strict=False)  # the tail keeps the dataclass defaults
         return cls(**{field.key: check_value(field, value, source) for field, value in pairs})
 
     @classmethod
-    def check_request_args(cls, args: Any, source: str = "API") -> SingArgs:
+    def check_request_args(cls, args: Any, source: str = "") -> SingArgs:
         """Arguments exactly as an API request sent them (before the webui pads them with defaults)."""
         if not isinstance(args, (list, tuple)):
-            raise ArgsError(f'{source}: "args" of SingDiffusion must be a list, got {type(args).__name__}')
+            raise ArgsError(f'"args" of SingDiffusion must be a list, got {type(args).__name__}')
         if args and isinstance(args[0], Mapping) and len(args) > 1:
-            raise ArgsError(f"{source}: pass either one dict of named SingDiffusion arguments or positional "
-                            f"arguments, not both (got {len(args)} arguments)")
+            raise ArgsError(f"pass SingDiffusion either one dict of named arguments or positional arguments, "
+                            f"not both (got {len(args)} arguments)")
         if not args:
             return cls()
         return cls.from_script_args(args, source)

@@ -55,7 +55,7 @@ class PresetStore:
             presets = data["presets"]
             for title, values in presets.items():
                 SingArgs.from_dict({k: v for k, v in values.items() if k != "checkpoint_hash"},
-                                   source=f"preset {title!r}", allowed=PRESET_KEYS)
+                                   source=f"the preset for {title!r}", allowed=PRESET_KEYS)
             return presets
         except (ValueError, OSError, AttributeError) as error:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -93,7 +93,7 @@ class PresetStore:
         return None
 
     def put(self, checkpoint: str, checkpoint_hash: str | None, values: dict[str, Any]) -> Preset:
-        checked = SingArgs.from_dict(values, source=f"preset for {checkpoint!r}", allowed=PRESET_KEYS).preset()
+        checked = SingArgs.from_dict(values, source=f"the preset for {checkpoint!r}", allowed=PRESET_KEYS).preset()
         with self.lock:
             presets = self._read()
             presets[checkpoint] = {"checkpoint_hash": checkpoint_hash, **checked}

@@ -175,7 +175,16 @@ def extension_link(data_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def webui_server(webui_install, data_dir, extension_link, host_checkpoint, sing_module):
+def probe_link(data_dir) -> Path:
+    """The test-only probe extension (tests/live/probe_extension): records each sampling's first denoiser input."""
+    link = data_dir / "extensions" / "singdiffusion-test-probe"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(LIVE_DIR / "probe_extension", target_is_directory=True)
+    return link
+
+
+@pytest.fixture(scope="session")
+def webui_server(webui_install, data_dir, extension_link, probe_link, host_checkpoint, sing_module):
     """A running webui with this checkout linked in as an extension; stopped at the end of the session."""
     server = WebuiServer(
         webui_dir=webui_install.root,

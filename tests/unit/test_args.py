@@ -49,11 +49,11 @@ def test_dict_first_then_webui_padding_is_accepted():
 )
 def test_bad_arguments_name_the_argument_and_the_fix(args, match):
     with pytest.raises(ArgsError, match=match):
-        SingArgs.from_script_args(args, source="API")
+        SingArgs.from_script_args(args)
 
 
 def test_request_args_refuse_dict_plus_positional_and_non_lists():
-    with pytest.raises(ArgsError, match=r"either one dict .* or positional"):
+    with pytest.raises(ArgsError, match=r"either one dict of named arguments or positional"):
         SingArgs.check_request_args([{"enabled": True}, "mod"])
     with pytest.raises(ArgsError, match="must be a list, got dict"):
         SingArgs.check_request_args({"enabled": True})

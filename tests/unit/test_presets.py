@@ -31,7 +31,7 @@ def test_find_by_title_then_by_hash(store):
 
 
 def test_put_refuses_bad_values_and_unknown_keys(store):
-    with pytest.raises(ArgsError, match="'guidance_scale' must be a number"):
+    with pytest.raises(ArgsError, match="'guidance_scale' in the preset for 'c' must be a number"):
         store.put("c", None, {"guidance_scale": "high"})
     with pytest.raises(ArgsError, match=r"unknown SingDiffusion argument.*'follow_preset'"):
         store.put("c", None, {"follow_preset": True})

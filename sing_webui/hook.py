@@ -1,0 +1,172 @@
+"""The SingDiffusion start inside a webui generation.
+
+prepare() runs in Script.process, before any sampling: it resolves the arguments, the module and the text encoder,
+so that every failure the user can fix is reported before work is spent. start() runs in
+process_before_every_sampling: it computes x̂0 for the batch and rewrites the sampler's start IN PLACE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import torch
+from modules.processing import StableDiffusionProcessingImg2Img
+
+from sing_core.args import ArgsError, SingArgs, infotext_params
+from sing_core.compose import composable_x0
+from sing_core.library import ModuleEntry, UnknownModuleError
+from sing_core.module import SingModule
+from sing_core.start import ddim_start, unit_noise_start
+from sing_webui import host, options, prompts, runtime
+from sing_webui.failure import SingDiffusionError, fail_request
+
+PLAN_ATTR = "_singdiffusion_plan"
+FILL_LATENT_NOISE, FILL_LATENT_NOTHING = 2, 3
+
+
+@dataclasses.dataclass
+class Plan:
+    args: SingArgs
+    entry: ModuleEntry
+    module: SingModule
+    guidance_scale: float  # resolved: 0 follows the generation's CFG scale
+    text_source: str  # resolved: "module" or "host"
+    text_encoder: runtime.TextEncoder | None
+    done: set = dataclasses.field(default_factory=set)  # batch iterations already started
+    said: set = dataclasses.field(default_factory=set)  # console notes already printed
+
+    @property
+    def label(self) -> str:
+        return f"{self.entry.name} [{self.module.short_hash}]"
+
+    def say_once(self, message: str) -> None:
+        if message not in self.said:
+            self.said.add(message)
+            print(f"SingDiffusion: {message}", flush=True)
+
+
+def effective_args(p, script_args) -> SingArgs:
+    """Script args, then X/Y/Z plot values (p.singdiffusion_<key>)."""
+    args = SingArgs.from_script_args(script_args)
+    overrides = {key: getattr(p, f"singdiffusion_{key}") for key in ("enabled", "module", "guidance_scale")
+                 if hasattr(p, f"singdiffusion_{key}")}
+    return args.replace(**overrides) if overrides else args
+
+
+def resolve_entry(name: str) -> ModuleEntry:
+    name = name or options.default_module_name()
+    if not name:
+        roots = " or ".join(map(str, options.module_roots()))
+        raise SingDiffusionError(f"no module is installed. Put a module in {roots}, or disable SingDiffusion.")
+    library = options.library()
+    try:
+        return library.resolve(name)
+    except UnknownModuleError:
+        return options.refresh_library().resolve(name)  # copied in while the webui runs
+
+
+def prepare(p, script_args) -> None:
+    setattr(p, PLAN_ATTR, None)
+    try:
+        args = effective_args(p, script_args)
+        if not args.enabled:
+            return
+        entry = resolve_entry(args.module)
+        try:
+            module = runtime.get_module(entry)
+        except Exception as error:  # a broken file is the server's state, not the request's
+            raise SingDiffusionError(str(error), status_code=500) from error
+        host.check_fits(p.sd_model, module, f"{entry.name} [{module.short_hash}]")
+        text_source = host.resolve_text_source(args.text_source, p.sd_model, module)
+        encoder = runtime.get_text_encoder(module, entry.path) if text_source == "module" else None
+        setattr(p, PLAN_ATTR, Plan(args, entry, module, args.guidance_scale or p.cfg_scale, text_source, encoder))
+    except (ArgsError, UnknownModuleError, LookupError, FileNotFoundError) as error:
+        fail_request(p, SingDiffusionError(str(error)))
+    except SingDiffusionError as error:
+        fail_request(p, error)
+
+
+def img2img_skip_reason(p) -> str | None:
+    """SingDiffusion replaces a start from nothing; img2img starts from the image unless the masked region is
+    filled with latent noise or latent nothing and denoised completely."""
+    fill = getattr(p, "inpainting_fill", None)
+    if p.denoising_strength < 1.0:
+        return (f"img2img at denoising strength {p.denoising_strength:g} starts from the image, so SingDiffusion "
+                "did nothing; it applies at denoising 1.0 with masked content 'latent noise' or 'latent nothing'")
+    if getattr(p, "mask", None) is None or fill not in (FILL_LATENT_NOISE, FILL_LATENT_NOTHING):
+        return ("img2img starts from the image here (no mask, or masked content 'fill'/'original'), so "
+                "SingDiffusion did nothing; it applies at denoising 1.0 with masked content 'latent noise' or "
+                "'latent nothing'")
+    return None
+
+
+def skip_reason(p, plan: Plan) -> str | None:
+    if p.is_hr_pass:
+        return "the hires fix pass starts from the first pass's image"
+    if getattr(p, "_ad_inner", False):
+        return "ADetailer's inner pass starts from the image"
+    if p.iteration in plan.done:
+        return "this batch was already started from the module; a second call for the same sampling is ignored"
+    if isinstance(p, StableDiffusionProcessingImg2Img):
+        return img2img_skip_reason(p)
+    return None
+
+
+def start(p, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
+    plan: Plan | None = getattr(p, PLAN_ATTR, None)
+    if plan is None:
+        return
+    reason = skip_reason(p, plan)
+    if reason is not None:
+        if not p.is_hr_pass:  # the hires pass is expected, not worth a line per generation
+            plan.say_once(reason)
+        return
+    try:
+        write_start(p, plan, x, noise, c, uc)
+    except SingDiffusionError as error:
+        fail_request(p, error)
+    except Exception as error:
+        fail_request(p, SingDiffusionError(f"{plan.label} failed: {type(error).__name__}: {error}", 500))
+
+
+def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
+    img2img = isinstance(p, StableDiffusionProcessingImg2Img)
+    point = host.first_point(p, img2img)
+    x1 = noise  # the unit noise the webui drew: seeds, variation seeds and batch positions stay what they were
+    started = time.perf_counter()
+    if plan.text_source == "module":
+        text = prompts.module_text(p, plan.text_encoder, plan.guidance_scale)
+    else:
+        text = prompts.host_text(c, uc, plan.guidance_scale)
+    with runtime.on_device(plan.module) as module, torch.inference_mode():
+        def forward(x_rows: torch.Tensor, emb_rows: torch.Tensor) -> torch.Tensor:
+            return module(x_rows.to(module.device, module.dtype), emb_rows.to(module.device, module.dtype)).float()
+
+        x0_hat = composable_x0(forward, x1.float().to(module.device), text.conds, text.row_weights,
+                               text.uncond, plan.guidance_scale)
+    x0_hat = x0_hat.to(x.device, torch.float32).clone()  # leave inference mode: the host updates tensors in place
+
+    if img2img:
+        # Inside the mask the sampler starts at init + noise·σ0 (DDIM: the same, scaled by √ᾱ0); shifting the noise
+        # by (x̂0 − init)/σ0 makes that x̂0 + σ0·x1 there, and leaves the kept region and mask blending as they were.
+        if math.isfinite(point.sigma):
+            noise.add_((p.nmask * (x0_hat - x.float()) / point.sigma).to(noise.dtype))
+    elif point.scaling == "none":
+        x.copy_(ddim_start(x0_hat, x1.float(), point.alpha_cumprod))
+    else:
+        x.copy_(unit_noise_start(x0_hat, x1.float(), point.sigma, sgm_noise_multiplier=point.scaling == "sgm"))
+
+    plan.done.add(p.iteration)
+    p.extra_generation_params.update(infotext_params(plan.label, plan.guidance_scale, plan.args.text_source))
+    if options.opt("timings"):
+        where = f"t0 = {point.timestep}" if point.timestep is not None else f"σ0 = {point.sigma:.4g}"
+        print(f"SingDiffusion: {plan.label} on {x.shape[0]} latents ({plan.text_source} text, {where}, "
+              f"w = {plan.guidance_scale:g}) in {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def end_of_job(p) -> None:
+    if getattr(p, PLAN_ATTR, None) is not None:
+        setattr(p, PLAN_ATTR, None)
+        runtime.end_of_job()

@@ -1,0 +1,60 @@
+"""The SingDiffusion panel in txt2img and img2img, generated from sing_core.args.FIELDS.
+
+ui() returns the components in FIELDS order, which is the positional order of the API's script args.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+from modules.ui_common import create_refresh_button
+from modules.ui_components import FormRow, InputAccordion
+
+from sing_core.args import FIELDS, from_infotext, split_module_label
+from sing_webui import options
+
+
+def module_choices() -> dict:
+    return {"choices": options.library().names()}
+
+
+def infotext_module(params: dict) -> str | None:
+    """The module of pasted infotext, found by name or, for a renamed file, by its hash; None leaves the panel."""
+    if "SingDiffusion" not in params:
+        return None
+    name, short_hash = split_module_label(params["SingDiffusion"])
+    library = options.library()
+    if name in library.entries or not short_hash:
+        return name
+    from sing_core.weights import short_hash as hash_of
+
+    for entry in library.entries.values():
+        if hash_of(entry.path) == short_hash:
+            return entry.name
+    return name
+
+
+def build(script, is_img2img: bool) -> list:
+    field = {f.key: f for f in FIELDS}
+    with InputAccordion(False, label=field["enabled"].label, elem_id=script.elem_id("enabled")) as enabled:
+        enabled.accordion.elem_classes = [*enabled.accordion.elem_classes, "singdiffusion-panel"]
+        with FormRow():
+            module = gr.Dropdown(label=field["module"].label, choices=options.library().names(),
+                                 value=options.default_module_name(), elem_id=script.elem_id("module"))
+            create_refresh_button(module, options.refresh_library, module_choices, script.elem_id("module_refresh"))
+        f = field["guidance_scale"]
+        guidance_scale = gr.Slider(label=f.label, minimum=f.minimum, maximum=f.maximum, step=0.5, value=f.default,
+                                   elem_id=script.elem_id("guidance_scale"))
+        with FormRow():
+            text_source = gr.Radio(label=field["text_source"].label, choices=list(field["text_source"].choices),
+                                   value=field["text_source"].default, elem_id=script.elem_id("text_source"))
+            follow_preset = gr.Checkbox(label=field["follow_preset"].label, value=field["follow_preset"].default,
+                                        elem_id=script.elem_id("follow_preset"))
+
+    components = {"enabled": enabled, "module": module, "guidance_scale": guidance_scale,
+                  "text_source": text_source, "follow_preset": follow_preset}
+    script.infotext_fields = [(components["module"], infotext_module)] + [
+        (components[key], lambda params, key=key: from_infotext(params).get(key))
+        for key in components if key != "module"
+    ]
+    script.paste_field_names = [f.infotext for f in FIELDS if f.infotext]
+    return [components[f.key] for f in FIELDS]
