@@ -26,6 +26,7 @@ from webui_server import WebuiServer, WebuiStartError  # noqa: E402
 EXTENSION_NAME = "sd-webui-singdiffusion"
 CHECKPOINT_NAME = "tiny-sd1"
 MODULE_NAME = "tiny-sing"
+TEXT_MODULE_NAME = "tiny-sing-text"
 SKIP_REASON = (
     "WEBUI_DIR is not set: the live tier drives a real AUTOMATIC1111 v1.10.1 checkout "
     "(WEBUI_DIR=/path/to/webui, WEBUI_PYTHON defaults to WEBUI_DIR/venv/bin/python); see tests/live/README.md"
@@ -166,6 +167,12 @@ def sing_module(build_sing_module) -> SingModule:
 
 
 @pytest.fixture(scope="session")
+def text_sing_module(build_sing_module) -> SingModule:
+    """Like sing_module, but its x̂0 depends strongly on the text: for telling one image's prompt from another's."""
+    return build_sing_module(TEXT_MODULE_NAME, seed=1, text_gain=30.0)
+
+
+@pytest.fixture(scope="session")
 def extension_link(data_dir) -> Path:
     """<data-dir>/extensions/sd-webui-singdiffusion, a symlink to the checkout under test."""
     link = data_dir / "extensions" / EXTENSION_NAME
@@ -184,7 +191,7 @@ def probe_link(data_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def webui_server(webui_install, data_dir, extension_link, probe_link, host_checkpoint, sing_module):
+def webui_server(webui_install, data_dir, extension_link, probe_link, host_checkpoint, sing_module, text_sing_module):
     """A running webui with this checkout linked in as an extension; stopped at the end of the session."""
     server = WebuiServer(
         webui_dir=webui_install.root,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import probe
 import pytest
+import torch
+from start_math import expected_first_input
 from webui_client import WebuiApiError
 
 pytestmark = pytest.mark.live
@@ -71,3 +74,69 @@ def test_bad_arguments_give_an_http_error_with_a_message(webui, sing_module, arg
     assert raised.value.status == status
     assert message in raised.value.body["detail"]
     assert webui.txt2img(prompt="a cube", seed=25).image.shape == (64, 64, 3)  # the server keeps serving
+
+
+SAMPLERS = [("Euler", "Automatic"), ("Euler a", "Automatic"), ("DPM++ 2M", "Karras"), ("DDIM", "Automatic"),
+            ("UniPC", "Automatic")]
+
+
+@pytest.mark.parametrize(("sampler", "scheduler"), SAMPLERS)
+def test_the_sampler_starts_exactly_at_the_ddim_step_from_the_module(webui, sing_module, sampler, scheduler):
+    probe.reset(webui)
+    settings = {"prompt": "a red cube", "seed": 31, "steps": 4, "cfg_scale": 5.0, "batch_size": 2,
+                "sampler_name": sampler, "scheduler": scheduler}
+    on = webui.txt2img(**settings, **sing(True, sing_module.name, 0.0, "host"))
+    (capture,) = probe.captures(webui)
+    expected = expected_first_input(capture, sing_module.folder, guidance_scale=5.0)
+    torch.testing.assert_close(capture.x, expected, rtol=1e-4, atol=1e-3)
+    first_point = float(capture.sigma[0])
+    if sampler in ("DDIM",):
+        assert first_point == 751  # range(0, 1000, 1000 // 4) + 1, read from the sampler
+    elif sampler == "UniPC":
+        assert first_point == 999  # UniPC starts at the end of the schedule whatever the steps
+    else:
+        assert first_point == pytest.approx(14.6146, abs=1e-3)
+    again = webui.txt2img(**settings, **sing(True, sing_module.name, 0.0, "host"))
+    off = webui.txt2img(**settings)
+    assert all(np.array_equal(a, b) for a, b in zip(on.images, again.images, strict=True))
+    assert not any(np.array_equal(a, b) for a, b in zip(on.images, off.images, strict=True))
+
+
+@pytest.mark.parametrize("option", [{"sgm_noise_multiplier": True}, {"sd_noise_schedule": "Zero Terminal SNR"}])
+def test_sampler_options_that_move_the_first_point(webui, sing_module, option):
+    probe.reset(webui)
+    with webui.temporary_options(**option):
+        webui.txt2img(prompt="a cube", seed=32, cfg_scale=4.0, **sing(True, sing_module.name, 0.0, "host"))
+    (capture,) = probe.captures(webui)
+    torch.testing.assert_close(capture.x, expected_first_input(capture, sing_module.folder, 4.0),
+                               rtol=1e-4, atol=1e-3 * max(1.0, float(capture.sigma[0]) / 14.6))
+
+
+def test_step_zero_prompt_for_the_module_tokenizer(webui, text_sing_module):
+    """text source 'module': emphasis, BREAK, prompt editing and alternation are resolved to the plain text that
+    applies at step 0, so these prompts give the module the same text, and the sampler the same start."""
+    def first_input(prompt):
+        probe.reset(webui)
+        webui.txt2img(prompt=prompt, seed=33, cfg_scale=1.0, **sing(True, text_sing_module.name, 0.0, "module"))
+        return probe.captures(webui)[0].x
+
+    plain = first_input("red cube")
+    for same in ("(red:1.4) cube", "red BREAK cube", "[red:blue:0.9] cube", "[red|blue] cube", "((red)) cube",
+                 "red cube <lora:nothing:0.8>"):
+        torch.testing.assert_close(first_input(same), plain, msg=f"{same!r} should read as 'red cube' at step 0")
+    assert not torch.allclose(first_input("blue cube"), plain, atol=1e-3)
+
+
+def test_a_batch_mixing_prompts_uses_each_images_own_prompt(webui, text_sing_module):
+    """The built-in Prompt matrix script puts four prompts in one batch; each image must equal the same image made
+    alone, at the same seed: batch position and neighbours do not leak into the module's start."""
+    args = sing(True, text_sing_module.name, 0.0, "host")
+    matrix = webui.txt2img(prompt="a cube|red|blue", seed=34, batch_size=4, script_name="prompt matrix",
+                           script_args=[False, False, "positive", "comma", 0], **args)
+    images = [image for image in matrix.images if image.shape == (64, 64, 3)][-4:]
+    prompts = ["a cube", "a cube, red", "a cube, blue", "a cube, red, blue"]
+    alone = [webui.txt2img(prompt=prompt, seed=34, **args).image for prompt in prompts]
+    for prompt, batched, single in zip(prompts, images, alone, strict=True):
+        difference = np.abs(batched.astype(int) - single.astype(int))
+        assert difference.max() <= 2, f"{prompt!r}: batched and alone differ by {difference.max()}"
+    assert len({image.tobytes() for image in images}) == 4

@@ -79,14 +79,22 @@ def write_tiny_sing_module(
     mean_offset: float = 1.0,
     cross_attention_dim: int = 32,
     latent_channels: int = 4,
+    text_gain: float = 1.0,
 ) -> dict:
-    """Write folder/config.json and folder/diffusion_pytorch_model.bin; return a report with measured outputs."""
+    """Write folder/config.json and folder/diffusion_pytorch_model.bin; return a report with measured outputs.
+
+    text_gain scales the cross-attention outputs: a random module barely reads its text (two prompts change x̂0 by
+    about 1e-4), so tests that must tell one image's prompt from another's use a module with a large gain.
+    """
     torch.manual_seed(seed)
     config = module_config(cross_attention_dim, latent_channels)
     unet = build_unet(config)
     with torch.no_grad():
         unet.conv_out.reset_parameters()
         unet.conv_out.bias.fill_(mean_offset)
+        for name, parameter in unet.named_parameters():
+            if ".attn2.to_out.0." in name:
+                parameter.mul_(text_gain)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     torch.save(unet.state_dict(), folder / WEIGHTS_NAME)
@@ -95,8 +103,10 @@ def write_tiny_sing_module(
     x1 = torch.randn(2, latent_channels, 8, 8, generator=generator)
     context = torch.randn(2, 77, cross_attention_dim, generator=generator)
     x0_hat = predict_x0(unet, x1, context)
+    other_text = predict_x0(unet, x1, context.roll(1, dims=0))
     return {
         "folder": str(folder.resolve()),
+        "text_sensitivity": float((x0_hat - other_text).abs().mean()),
         "x0_hat_mean": float(x0_hat.mean()),
         "x0_hat_std": float(x0_hat.std()),
         "x0_hat_mean_per_image": [float(m) for m in x0_hat.mean(dim=(1, 2, 3))],
@@ -110,6 +120,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--mean-offset", type=float, default=1.0, help="bias of conv_out: the x̂0 latent mean")
     parser.add_argument("--cross-attention-dim", type=int, default=32, help="text width the module expects")
     parser.add_argument("--latent-channels", type=int, default=4)
+    parser.add_argument("--text-gain", type=float, default=1.0, help="scale of the cross-attention outputs")
     args = parser.parse_args(argv)
     report = write_tiny_sing_module(
         args.folder,
@@ -117,6 +128,7 @@ def main(argv: list[str]) -> int:
         mean_offset=args.mean_offset,
         cross_attention_dim=args.cross_attention_dim,
         latent_channels=args.latent_channels,
+        text_gain=args.text_gain,
     )
     print(json.dumps(report))
     return 0

@@ -1,0 +1,29 @@
+"""The start point sing_core says the sampler must receive, computed in the test interpreter from a probe capture."""
+
+from __future__ import annotations
+
+import torch
+from probe import Capture
+
+from sing_core import ddim_start, load_module, normalized_guidance, sd_alphas_cumprod
+
+TIMESTEP_SAMPLERS = ("DDIM", "PLMS", "UniPC", "DDIM CFG++")
+
+
+def expected_first_input(capture: Capture, module_folder, guidance_scale: float, alphas_cumprod=None) -> torch.Tensor:
+    """x̂0 from the host's own conditioning rows (text source host), then the DDIM step to the sampler's first
+    point: x̂0 + σ0·x1 for k-diffusion samplers (the σ form), √ᾱ0·x̂0 + √(1 − ᾱ0)·x1 for timestep samplers."""
+    module = load_module(module_folder)
+    x1 = capture.noise
+    batch = x1.shape[0]
+    assert capture.text_cond.shape[0] == batch, "plain prompts: one conditioning row per image"
+    with torch.no_grad():
+        x0_cond = module(x1, capture.text_cond)
+        x0_hat = x0_cond
+        if guidance_scale > 1:
+            x0_hat = normalized_guidance(x0_cond, module(x1, capture.text_uncond), guidance_scale)
+    if capture.sampler in TIMESTEP_SAMPLERS:
+        timestep = round(float(capture.sigma[0]))
+        alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
+        return ddim_start(x0_hat, x1, alphas[timestep])
+    return x0_hat + capture.sigma.view(-1, 1, 1, 1) * x1
