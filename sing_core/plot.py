@@ -139,10 +139,10 @@ class Canvas:
         if align not in offsets:
             raise ValueError(f"Canvas.text: align={align!r}; use 'left', 'center' or 'right'")
         left = round(x - offsets[align])
-        for i, char in enumerate(text.upper()):
-            if char not in GLYPHS:
+        for i, char in enumerate(text):
+            if char.upper() not in GLYPHS:
                 raise ValueError(f"Canvas.text: no glyph for {char!r} in {text!r}; the font has {''.join(GLYPHS)}")
-            for gx, gy in GLYPHS[char]:
+            for gx, gy in GLYPHS[char.upper()]:
                 self.fill_rect(left + (i * (GLYPH_W + 1) + gx) * scale, y + gy * scale, scale, scale, color)
         return width
 
