@@ -11,7 +11,9 @@ import importlib
 import sys
 
 # command -> (module, one-line help). Nested commands ("bench unet") are registered with a space.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("sing_core.demo.command", "CPU demo: the average-brightness problem of a Gaussian start and its fix"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -241,7 +241,8 @@ def bar_chart(
     lo, hi = y_range
     x, y, w, h = box
     line_h = (GLYPH_H + 4) * scale
-    label_lines = [_wrap(category, w / len(categories), scale) for category in categories]
+    # wrap labels that would touch their neighbours (a gap of a fifth of the group stays free)
+    label_lines = [_wrap(category, 0.8 * w / len(categories), scale) for category in categories]
     tick_w = max(text_width(_format_tick(t), scale) for t in nice_ticks(lo, hi, 8)) + 6 * scale
     legend_h = line_h
     plot_x, plot_y = x + tick_w, y + (line_h if title else 0) + legend_h
