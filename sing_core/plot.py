@@ -138,12 +138,13 @@ class Canvas:
         offsets = {"left": 0, "center": width / 2, "right": width}
         if align not in offsets:
             raise ValueError(f"Canvas.text: align={align!r}; use 'left', 'center' or 'right'")
-        left = round(x - offsets[align])
+        # Round the origin once: rounding every glyph pixel (banker's rounding of .5) would squash rows.
+        left, top = round(x - offsets[align]), round(y)
         for i, char in enumerate(text):
             if char.upper() not in GLYPHS:
                 raise ValueError(f"Canvas.text: no glyph for {char!r} in {text!r}; the font has {''.join(GLYPHS)}")
             for gx, gy in GLYPHS[char.upper()]:
-                self.fill_rect(left + (i * (GLYPH_W + 1) + gx) * scale, y + gy * scale, scale, scale, color)
+                self.fill_rect(left + (i * (GLYPH_W + 1) + gx) * scale, top + gy * scale, scale, scale, color)
         return width
 
     def grey_image(

@@ -80,3 +80,13 @@ def test_bar_chart_draws_each_bar_from_zero_in_its_series_colour():
 def test_bar_chart_checks_its_input():
     with pytest.raises(ValueError, match="has 1 values for 2 categories"):
         bar_chart(Canvas(100, 100), (0, 0, 100, 100), ["a", "b"], [("s", [1.0])])
+
+
+def test_text_at_a_fractional_position_keeps_the_glyph_shape():
+    exact, shifted = Canvas(12, 12), Canvas(12, 12)
+    exact.text(2, 3, "0")
+    shifted.text(2, 2.5, "0")  # rounds as a whole to one row, never squashes rows apart
+    ink = [{(x, y) for y in range(12) for x in range(12) if c.pixel(x, y) != WHITE} for c in (exact, shifted)]
+    assert len(ink[0]) == len(ink[1]) == len(GLYPHS["0"])
+    offset = min(y for _, y in ink[1]) - min(y for _, y in ink[0])
+    assert {(x, y - offset) for x, y in ink[1]} == ink[0]
