@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=20, help="sampling steps (DDIM starts at 951 for 20)")
     parser.add_argument("--train-steps", type=int, default=None, help="training steps of the module (default 600)")
     parser.add_argument("--size", type=int, default=None, help="latent side length; latents are 4×size×size (32)")
-    parser.add_argument("--quick", action="store_true", help=f"small and fast, for tests: {QUICK}")
+    quick = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+    parser.add_argument("--quick", action="store_true", help=f"small and fast, for tests: {quick}")
     parser.add_argument(
         "--threads",
         type=int,
