@@ -12,6 +12,7 @@ import sys
 
 # command -> (module, one-line help). Nested commands ("bench unet") are registered with a space.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("sing_core.demo.command", "CPU demo: the average-brightness problem of a Gaussian start and its fix"),
     "convert": ("sing_core.commands.convert", "turn a release folder into one .safetensors module file"),
     "inspect": ("sing_core.commands.inspect_module", "show a module's config, size, dtype and hash"),
     "bench unet": ("sing_core.commands.bench_unet", "time SingUNet against diffusers' UNet (same weights)"),

@@ -1,0 +1,121 @@
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from sing_core.train import TrainConfig, load_train_state, save_train_state, train_x0_predictor
+
+DIM = 6
+
+
+class Predictor(nn.Module):
+    """φ(x1, cond): a small MLP with dropout, so the global RNG matters for resuming."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 * DIM, 32), nn.SiLU(), nn.Dropout(0.1), nn.Linear(32, DIM))
+
+    def forward(self, x1, cond):
+        return self.net(torch.cat([x1, cond], dim=1))
+
+
+TARGET = torch.randn(DIM, DIM, generator=torch.Generator().manual_seed(7))
+
+
+def sample_batch(step, generator):
+    cond = torch.randn(32, DIM, generator=generator)
+    return cond @ TARGET, cond  # x0 is a function of the condition alone: E[x0 | c] = c @ TARGET
+
+
+def make_model(seed):
+    torch.manual_seed(seed)
+    return Predictor()
+
+
+CONFIG = TrainConfig(steps=30, lr=1e-2, warmup_steps=3, min_lr_ratio=0.1, seed=3, progress_every=10)
+
+
+def test_training_lowers_the_loss_and_reports_progress():
+    reports = []
+    state = train_x0_predictor(make_model(0), sample_batch, TrainConfig(steps=150, lr=1e-2), on_progress=reports.append)
+    assert state.step == 150
+    assert len(state.losses) == 150
+    assert sum(state.losses[-10:]) / 10 < 0.2 * sum(state.losses[:10]) / 10
+    assert [r.step for r in reports] == list(range(10, 151, 10))
+    assert reports[-1].eta_s == 0
+    assert all(r.eta_s >= 0 and r.elapsed_s >= 0 for r in reports)
+
+
+def test_resuming_from_a_checkpoint_file_matches_an_uninterrupted_run(tmp_path):
+    full = make_model(0)
+    uninterrupted = train_x0_predictor(full, sample_batch, CONFIG)
+
+    class StopTrainingError(Exception):
+        pass
+
+    def save_then_stop(state):
+        save_train_state(tmp_path / "run.safetensors", state)
+        raise StopTrainingError
+
+    with pytest.raises(StopTrainingError):
+        train_x0_predictor(
+            make_model(0),
+            sample_batch,
+            TrainConfig(**{**CONFIG.__dict__, "checkpoint_every": 12}),
+            on_checkpoint=save_then_stop,
+        )
+    saved = load_train_state(tmp_path / "run.safetensors")
+    assert saved.step == 12
+    resumed_model = make_model(1)  # different initial weights: all of them must come from the checkpoint
+    resumed = train_x0_predictor(resumed_model, sample_batch, CONFIG, resume=saved)
+
+    assert resumed.step == uninterrupted.step == 30
+    assert resumed.losses == uninterrupted.losses
+    for name, value in full.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[name], value), name
+
+
+def test_checkpoint_round_trip_keeps_every_field(tmp_path):
+    states = []
+    config = TrainConfig(steps=4, checkpoint_every=2)
+    train_x0_predictor(make_model(0), sample_batch, config, on_checkpoint=states.append)
+    assert [s.step for s in states] == [2, 4]
+    path = save_train_state(tmp_path / "a" / "state.safetensors", states[-1])
+    loaded = load_train_state(path)
+    assert loaded.step == 4
+    assert loaded.losses == states[-1].losses
+    assert torch.equal(loaded.generator, states[-1].generator)
+    assert torch.equal(loaded.torch_rng, states[-1].torch_rng)
+    for key, value in states[-1].model.items():
+        assert torch.equal(loaded.model[key], value)
+    original, restored = states[-1].optimizer, loaded.optimizer
+    assert restored["param_groups"][0]["lr"] == original["param_groups"][0]["lr"]
+    for param_id, param_state in original["state"].items():
+        for key, value in param_state.items():
+            assert torch.equal(restored["state"][param_id][key], value)
+    assert not list(tmp_path.glob("a/*.partial"))
+
+
+def test_final_state_is_checkpointed_when_steps_are_not_a_multiple(tmp_path):
+    states = []
+    config = TrainConfig(steps=5, checkpoint_every=2)
+    train_x0_predictor(make_model(0), sample_batch, config, on_checkpoint=states.append)
+    assert [s.step for s in states] == [2, 4, 5]
+
+
+def test_loading_something_else_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_train_state(tmp_path / "missing.safetensors")
+    weights = tmp_path / "weights.safetensors"
+    save_file({"w": torch.zeros(2)}, str(weights))
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        load_train_state(weights)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    config = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert config.lr_at(0) == pytest.approx(0.1)
+    assert config.lr_at(9) == pytest.approx(1.0)
+    assert config.lr_at(10) == pytest.approx(1.0)
+    assert config.lr_at(100) == pytest.approx(0.1)
+    assert TrainConfig(steps=10).lr_at(7) == pytest.approx(1e-3)
