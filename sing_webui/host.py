@@ -94,6 +94,8 @@ def first_point(p, img2img: bool) -> FirstPoint:
     if isinstance(sampler, sd_samplers_timesteps.CompVisSampler):
         alphas_cumprod = p.sd_model.alphas_cumprod
         if img2img:
+            # The webui noises the img2img start to timesteps[t_enc] (its sampler then first calls the model one
+            # timestep lower, a quirk of its own); the module's start replaces that construction at its noise level.
             steps, t_enc = sd_samplers_common.setup_img2img_steps(p)
             timestep = int(sampler.get_timesteps(p, steps)[t_enc])
         elif getattr(sampler.func, "__name__", "") == "unipc":

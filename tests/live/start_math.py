@@ -10,9 +10,15 @@ from sing_core import ddim_start, load_module, normalized_guidance, sd_alphas_cu
 TIMESTEP_SAMPLERS = ("DDIM", "PLMS", "UniPC", "DDIM CFG++")
 
 
-def expected_first_input(capture: Capture, module_folder, guidance_scale: float, alphas_cumprod=None) -> torch.Tensor:
+def expected_first_input(
+    capture: Capture, module_folder, guidance_scale: float, alphas_cumprod=None, timestep: int | None = None
+) -> torch.Tensor:
     """x̂0 from the host's own conditioning rows (text source host), then the DDIM step to the sampler's first
-    point: x̂0 + σ0·x1 for k-diffusion samplers (the σ form), √ᾱ0·x̂0 + √(1 − ᾱ0)·x1 for timestep samplers."""
+    point: x̂0 + σ0·x1 for k-diffusion samplers (the σ form), √ᾱ0·x̂0 + √(1 − ᾱ0)·x1 for timestep samplers.
+
+    `timestep` overrides the captured one where the webui builds the start at another timestep than the one its
+    sampler then calls the model at (img2img with DDIM: noised to timesteps[t_enc], first called at the one below).
+    """
     module = load_module(module_folder)
     x1 = capture.noise
     batch = x1.shape[0]
@@ -23,7 +29,7 @@ def expected_first_input(capture: Capture, module_folder, guidance_scale: float,
         if guidance_scale > 1:
             x0_hat = normalized_guidance(x0_cond, module(x1, capture.text_uncond), guidance_scale)
     if capture.sampler in TIMESTEP_SAMPLERS:
-        timestep = round(float(capture.sigma[0]))
+        timestep = round(float(capture.sigma[0])) if timestep is None else timestep
         alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
         return ddim_start(x0_hat, x1, alphas[timestep])
     return x0_hat + capture.sigma.view(-1, 1, 1, 1) * x1

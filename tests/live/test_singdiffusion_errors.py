@@ -1,0 +1,59 @@
+"""Modules that cannot serve the loaded checkpoint, or cannot be read: a clear HTTP error, and the webui serves on."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from test_singdiffusion import sing
+from webui_client import WebuiApiError
+
+pytestmark = pytest.mark.live
+
+
+def refused(webui, *args, status=422):
+    with pytest.raises(WebuiApiError) as raised:
+        webui.txt2img(prompt="a cube", seed=51, **sing(*args))
+    assert raised.value.status == status
+    assert webui.txt2img(prompt="a cube", seed=51).image.shape == (64, 64, 3)  # and the server keeps serving
+    return raised.value.body["detail"]
+
+
+def test_a_module_for_other_latents_is_refused(webui, build_sing_module):
+    module = build_sing_module("tiny-sing-8ch", latent_channels=8)  # copied in while the webui runs
+    detail = refused(webui, True, module.name)
+    assert "predicts 8-channel latents but the loaded checkpoint uses 4-channel latents" in detail
+    assert "Choose a module made for this checkpoint or disable SingDiffusion" in detail
+
+
+def test_a_module_of_another_text_width_is_refused_for_each_text_source(webui, build_sing_module):
+    module = build_sing_module("tiny-sing-48", cross_attention_dim=48)
+    assert "text source 'host' needs an SD-1.x checkpoint whose text encoder is 48 wide" in refused(
+        webui, True, module.name, 0.0, "host")
+    detail = refused(webui, True, module.name, 0.0, "auto")  # auto falls back to the module's own CLIP-L
+    assert "needs SD-1.5's CLIP-L text encoder (48 wide)" in detail
+    assert "Settings > SingDiffusion" in detail
+
+
+def test_a_broken_module_file_is_named_with_its_cause(webui, sing_module):
+    broken = sing_module.folder.parent / "tiny-sing-broken"
+    shutil.copytree(sing_module.folder, broken)
+    weights = broken / "diffusion_pytorch_model.bin"
+    weights.write_bytes(weights.read_bytes()[:2000])  # a download cut short
+    detail = refused(webui, True, broken.name, status=500)
+    assert str(weights) in detail
+
+
+def test_a_checkpoint_with_other_latents_is_refused_before_sampling(webui, build_host_checkpoint, host_checkpoint,
+                                                                   sing_module):
+    wide = build_host_checkpoint("tiny-sd1-8ch", latent_channels=8)
+    webui.refresh_checkpoints()
+    webui.use_checkpoint(wide.name)
+    try:
+        with pytest.raises(WebuiApiError) as raised:
+            webui.txt2img(prompt="a cube", seed=52, **sing(True, sing_module.name))
+        detail = raised.value.body["detail"]
+        assert raised.value.status == 422
+        assert "predicts 4-channel latents but the loaded checkpoint uses 8-channel latents" in detail
+    finally:
+        webui.use_checkpoint(host_checkpoint.name)
