@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from test_singdiffusion import sing
 from webui_client import WebuiApiError
 
 pytestmark = pytest.mark.live
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def refused(webui, *args, status=422):
@@ -57,3 +59,41 @@ def test_a_checkpoint_with_other_latents_is_refused_before_sampling(webui, build
         assert "predicts 4-channel latents but the loaded checkpoint uses 8-channel latents" in detail
     finally:
         webui.use_checkpoint(host_checkpoint.name)
+
+
+def test_the_module_is_cached_and_reloaded_when_its_file_or_precision_changes(webui, webui_log, build_sing_module):
+    from tiny_sing_module import write_tiny_sing_module
+
+    # x̂0 enters the k-diffusion start as x̂0 + σ0·x1 with σ0 = 14.6: a latent mean of ±10 (at CFG 1, where the
+    # normalized guidance does not divide it by w) is what moves the tiny checkpoint's image by tens of grey levels.
+    module = build_sing_module("tiny-sing-reload", mean_offset=10.0)
+    args = {"cfg_scale": 1.0, **sing(True, module.name, 0.0, "host")}
+    first = webui.txt2img(prompt="a cube", seed=53, **args)
+    webui.txt2img(prompt="a cube", seed=53, **args)
+    assert webui_log.text().count(f"SingDiffusion: loaded {module.name} ") == 1  # loaded once, then cached
+
+    write_tiny_sing_module(module.folder, mean_offset=-10.0)  # replaced on disk while the webui runs
+    darker = webui.txt2img(prompt="a cube", seed=53, **args)
+    assert webui_log.text().count(f"SingDiffusion: loaded {module.name} ") == 2
+    assert darker.image.mean() < first.image.mean() - 10  # the new file's x̂0 (mean −10 instead of +10) is used
+
+    with webui.temporary_options(singdiffusion_precision="bf16"):
+        webui.txt2img(prompt="a cube", seed=53, **args)
+    assert "torch.bfloat16" in webui_log.text().split(f"SingDiffusion: loaded {module.name} ")[-1].splitlines()[0]
+
+
+def test_install_script_installs_nothing_into_a_webui_that_has_what_it_needs(webui_install):
+    import subprocess
+
+    code = (
+        "import sys, runpy; sys.argv = ['launch.py', '--skip-prepare-environment'];"
+        "import launch;"
+        "calls = [];"
+        "launch.run_pip = lambda *a, **k: calls.append(a);"
+        f"runpy.run_path({str(PROJECT_ROOT / 'install.py')!r});"
+        "print('pip calls:', calls)"
+    )
+    done = subprocess.run([str(webui_install.python), "-c", code], cwd=webui_install.root, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pip calls: []" in done.stdout
