@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 # command -> (module, one-line help). Nested commands ("bench unet") are registered with a space.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,3 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `… | head` closed the pipe: not an error of ours
+        sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - left open so the final flush succeeds
+        return 0
