@@ -68,6 +68,8 @@ def check_value(field: Field, value: Any, source: str = "") -> Any:
         if (low is not None and value < low) or (high is not None and value > high):
             raise ArgsError(f"{where} must be between {field.minimum:g} and {field.maximum:g}, got {value:g}")
         return value
+    if value is None and field.choices is None:
+        return field.default  # an empty dropdown sends None: the default (for the module, the one from Settings)
     if not isinstance(value, str):
         raise ArgsError(f"{where} must be a string, got {value!r} ({type(value).__name__})")
     if field.choices is not None and value not in field.choices:

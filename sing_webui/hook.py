@@ -82,10 +82,12 @@ def prepare(p, script_args) -> None:
         text_source = host.resolve_text_source(args.text_source, p.sd_model, module)
         encoder = runtime.get_text_encoder(module, entry.path) if text_source == "module" else None
         setattr(p, PLAN_ATTR, Plan(args, entry, module, args.guidance_scale or p.cfg_scale, text_source, encoder))
-    except (ArgsError, UnknownModuleError, LookupError, FileNotFoundError) as error:
-        fail_request(p, SingDiffusionError(str(error)))
     except SingDiffusionError as error:
         fail_request(p, error)
+    except (ArgsError, LookupError) as error:  # what the request asked for, or a module it named, does not exist
+        fail_request(p, SingDiffusionError(str(error)))
+    except Exception as error:  # anything else must still stop the generation: never silently without the module
+        fail_request(p, SingDiffusionError(f"{type(error).__name__}: {error}", status_code=500))
 
 
 def img2img_skip_reason(p) -> str | None:

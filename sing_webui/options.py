@@ -51,9 +51,10 @@ def opt(key: str):
 
 
 def default_module_name() -> str:
-    name = opt("default_module")
+    """The module a generation uses when it names none: the one chosen in Settings (an error later if it is gone,
+    never silently another), else the first installed one, else ""."""
     names = library().names()
-    return name if name in names else (names[0] if names else "")
+    return opt("default_module") or (names[0] if names else "")
 
 
 def clip_l_files() -> list[str]:

@@ -38,8 +38,10 @@ def build(script, is_img2img: bool) -> list:
     with InputAccordion(False, label=field["enabled"].label, elem_id=script.elem_id("enabled")) as enabled:
         enabled.accordion.elem_classes = [*enabled.accordion.elem_classes, "singdiffusion-panel"]
         with FormRow():
-            module = gr.Dropdown(label=field["module"].label, choices=options.library().names(),
-                                 value=options.default_module_name(), elem_id=script.elem_id("module"))
+            names = options.library().names()
+            default = options.default_module_name()
+            module = gr.Dropdown(label=field["module"].label, choices=names,
+                                 value=default if default in names else None, elem_id=script.elem_id("module"))
             create_refresh_button(module, options.refresh_library, module_choices, script.elem_id("module_refresh"))
         f = field["guidance_scale"]
         guidance_scale = gr.Slider(label=f.label, minimum=f.minimum, maximum=f.maximum, step=0.5, value=f.default,

@@ -20,6 +20,12 @@ def test_positional_order_is_the_field_order():
     assert [f.key for f in FIELDS] == ["enabled", "module", "guidance_scale", "text_source", "follow_preset"]
 
 
+def test_an_empty_module_dropdown_means_the_default_module():
+    assert SingArgs.from_script_args([False, None]).module == ""
+    with pytest.raises(ArgsError, match="'text_source' must be a string"):
+        SingArgs.from_script_args([False, "m", 1.0, None])
+
+
 def test_short_positional_lists_keep_defaults():
     assert SingArgs.from_script_args([True]) == SingArgs(enabled=True)
     assert SingArgs.from_script_args([]) == SingArgs()
