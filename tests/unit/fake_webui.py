@@ -61,7 +61,12 @@ class FakeWebui:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def route(self, method: str, path: str, status: int = 200, body: Any = None, delay: float = 0.0) -> None:
+        """A fixed answer."""
         self.routes[(method, path)] = lambda _request: (status, body, delay)
+
+    def handle(self, method: str, path: str, handler: Handler) -> None:
+        """An answer computed from the request body."""
+        self.routes[(method, path)] = handler
 
     def __enter__(self) -> FakeWebui:
         self.thread.start()
