@@ -9,6 +9,7 @@ Needs only the standard library (urllib, zlib); the webui must run with --api an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         api = WebuiApi(args.url, timeout=args.timeout, attempts=args.retries + 1, auth=args.api_auth, warn=warn)
         facts = gather(api)
         check_sampler(facts, settings.sampler, settings.scheduler, api.url)
-        settings = BenchSettings(**{**settings.__dict__, "module": choose_module(facts, args.sing_module, api.url)})
+        settings = dataclasses.replace(settings, module=choose_module(facts, args.sing_module, api.url))
         if facts.samples_format.lower() != "png":
             warn(f"the webui encodes API images as {facts.samples_format} (Settings > Saving images/grids > File "
                  "format for images); png gives exact grey levels")
