@@ -180,11 +180,24 @@ def parse_response(job: Job, answer: dict, decode_warn: Callable[[str], None] | 
 @dataclasses.dataclass
 class BenchRun:
     settings: BenchSettings
-    samples: list[Sample]
-    seconds: float
+    samples: list[Sample] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    planned_images: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return len(self.samples) == self.planned_images
 
     def module_labels(self) -> list[str]:
         return sorted({s.module_label for s in self.samples if s.module_label})
+
+    def measured_prompts(self) -> list[str]:
+        """Prompts, in the settings' order, with at least one seed measured in both arms."""
+        arms: dict[tuple[str, int], set[str]] = {}
+        for s in self.samples:
+            arms.setdefault((s.prompt, s.seed), set()).add(s.arm)
+        paired = {prompt for (prompt, _), found in arms.items() if len(found) == 2}
+        return [prompt for prompt in self.settings.prompts if prompt in paired]
 
 
 def run_bench(
@@ -194,15 +207,21 @@ def run_bench(
     progress: Callable[[int, int, Job], None] | None = None,
     warn: Callable[[str], None] | None = None,
     jobs: Sequence[Job] | None = None,
+    into: BenchRun | None = None,
 ) -> BenchRun:
-    """Sends every job and reads the grey levels. progress(done_images, total_images, job) is called after each."""
+    """Sends every job and reads the grey levels. progress(done_images, total_images, job) is called after each.
+
+    Samples are added to `into` (a new BenchRun by default) as they come, so a caller that catches a failure or an
+    interrupt midway still holds every image measured so far.
+    """
     jobs = list(plan_jobs(settings) if jobs is None else jobs)
-    total = sum(len(job.seeds) for job in jobs)
-    samples: list[Sample] = []
-    started = time.perf_counter()
+    run = into if into is not None else BenchRun(settings)
+    run.planned_images = sum(len(job.seeds) for job in jobs)
+    started = time.perf_counter() - run.seconds
     for job in jobs:
         answer: Any = api.post("/sdapi/v1/txt2img", payload(settings, job))
-        samples += parse_response(job, answer, warn)
+        run.samples += parse_response(job, answer, warn)
+        run.seconds = time.perf_counter() - started
         if progress:
-            progress(len(samples), total, job)
-    return BenchRun(settings, samples, time.perf_counter() - started)
+            progress(len(run.samples), run.planned_images, job)
+    return run

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sing_core.bench.protocol import BenchRun
 from sing_core.bench.stats import PromptStats
-from sing_core.plot import BLACK, GLYPHS, PALETTE, Canvas, bar_chart
+from sing_core.plot import BLACK, GLYPHS, PALETTE, Canvas, bar_chart, text_width
 
 SUMMARY_HEADER = ("prompt", "images", "without_mean", "without_std", "with_mean", "with_std", "difference",
                   "difference_se", "expected", "agrees")
@@ -97,11 +97,12 @@ def _label(text: str) -> str:
 def render_chart(rows: Sequence[PromptStats], title: str, path: Path) -> Path:
     """Grouped bars (without, with) per prompt on 0..255, each with a ±1 std whisker (black)."""
     margin, scale = 16, 2
-    width = max(720, 200 * len(rows) + 2 * margin)
+    title = _label(title)
+    width = max(720, 200 * len(rows) + 2 * margin, text_width(title, scale) + 2 * margin)
     canvas = Canvas(width, 480)
     box = (margin, margin, width - 2 * margin, 480 - 2 * margin)
     series = [("without", [r.without_mean for r in rows]), ("with singdiffusion", [r.with_mean for r in rows])]
-    bars = bar_chart(canvas, box, [_label(r.prompt) for r in rows], series, title=_label(title), y_range=(0, 255),
+    bars = bar_chart(canvas, box, [_label(r.prompt) for r in rows], series, title=title, y_range=(0, 255),
                      colors=(PALETTE[2], PALETTE[1]), scale=scale)
     # pixels per grey level, from the tallest bar (bars grow from the zero line: rect height = mean · scale)
     (_, _, _, tallest_h), tallest_mean = max(

@@ -57,11 +57,29 @@ def read_prompts(path: str) -> tuple[str, ...]:
     return prompts
 
 
-def run(args: argparse.Namespace) -> int:
-    from sing_core.bench.client import BenchError, WebuiApi
+def preflight(args: argparse.Namespace, warn):
+    """The API client, what the server says about itself, and the settings with the module resolved."""
+    from sing_core.bench.client import WebuiApi
     from sing_core.bench.preflight import check_sampler, choose_module, gather
-    from sing_core.bench.progress import ProgressBar
-    from sing_core.bench.protocol import PAPER_PROMPTS, BenchSettings, plan_jobs, run_bench
+    from sing_core.bench.protocol import PAPER_PROMPTS, BenchSettings
+
+    prompts = read_prompts(args.prompts) if args.prompts else PAPER_PROMPTS
+    settings = BenchSettings(prompts=prompts, seeds=args.seeds, seed_start=args.seed_start, steps=args.steps,
+                             cfg_scale=args.cfg, sampler=args.sampler, scheduler=args.scheduler, width=args.width,
+                             height=args.height, batch_size=args.batch_size, module_guidance=args.module_guidance,
+                             text_source=args.text_source)
+    settings.check()
+    api = WebuiApi(args.url, timeout=args.timeout, attempts=args.retries + 1, auth=args.api_auth, warn=warn)
+    facts = gather(api)
+    check_sampler(facts, settings.sampler, settings.scheduler, api.url)
+    settings = dataclasses.replace(settings, module=choose_module(facts, args.sing_module, api.url))
+    if facts.samples_format.lower() != "png":
+        warn(f"the webui encodes API images as {facts.samples_format} (Settings > Saving images/grids > File "
+             "format for images); png gives exact grey levels")
+    return api, facts, settings
+
+
+def write_outputs(run, facts, url: str, out: Path) -> list[Path]:
     from sing_core.bench.report import (
         FILES,
         render_chart,
@@ -72,60 +90,78 @@ def run(args: argparse.Namespace) -> int:
     )
     from sing_core.bench.stats import summarise
 
+    settings = run.settings
+    rows = summarise(run.measured_prompts(), run.samples)
+    print()
+    print(table(rows))
+    labels = ", ".join(run.module_labels()) or settings.module
+    title = f"mean grey level, {settings.seeds} seeds, {settings.steps} steps {settings.sampler}, module {labels}"
+    if not run.complete:
+        title = f"partial ({len(run.samples)} of {run.planned_images} images): {title}"
+    extra = {"checkpoint": facts.checkpoint, "module_source": facts.module_source, "complete": run.complete,
+             "images": len(run.samples), "planned_images": run.planned_images}
+    return [
+        write_summary_csv(rows, out / FILES["summary"]),
+        write_images_csv(run, out / FILES["images"]),
+        render_chart(rows, title, out / FILES["chart"]),
+        write_settings_json(run, url, extra, out / FILES["settings"]),
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    from sing_core.bench.client import BenchError
+    from sing_core.bench.progress import ProgressBar
+    from sing_core.bench.protocol import BenchRun, plan_jobs, run_bench
+
     said: set[str] = set()
     bar: ProgressBar | None = None
 
-    def warn(message: str) -> None:
-        if message in said:
-            return
-        said.add(message)
+    def say(message: str) -> None:
         if bar is not None:
-            bar.interrupt(f"warning: {message}")
+            bar.interrupt(message)  # on a line of its own, not glued to the progress bar
         else:
-            print(f"warning: {message}", file=sys.stderr, flush=True)
+            print(message, file=sys.stderr, flush=True)
 
-    prompts = read_prompts(args.prompts) if args.prompts else PAPER_PROMPTS
-    settings = BenchSettings(prompts=prompts, seeds=args.seeds, seed_start=args.seed_start, steps=args.steps,
-                             cfg_scale=args.cfg, sampler=args.sampler, scheduler=args.scheduler, width=args.width,
-                             height=args.height, batch_size=args.batch_size, module_guidance=args.module_guidance,
-                             text_source=args.text_source)
+    def warn(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            say(f"warning: {message}")
+
     out = Path(args.out)
     try:
-        settings.check()
-        api = WebuiApi(args.url, timeout=args.timeout, attempts=args.retries + 1, auth=args.api_auth, warn=warn)
-        facts = gather(api)
-        check_sampler(facts, settings.sampler, settings.scheduler, api.url)
-        settings = dataclasses.replace(settings, module=choose_module(facts, args.sing_module, api.url))
-        if facts.samples_format.lower() != "png":
-            warn(f"the webui encodes API images as {facts.samples_format} (Settings > Saving images/grids > File "
-                 "format for images); png gives exact grey levels")
+        api, facts, settings = preflight(args, warn)
         out.mkdir(parents=True, exist_ok=True)
-        jobs = plan_jobs(settings)
-        total = sum(len(job.seeds) for job in jobs)
-        print(f"bench brightness: {api.url}, checkpoint {facts.checkpoint or '?'}, module {settings.module}, "
-              f"{len(prompts)} prompts × {settings.seeds} seeds × 2 arms = {total} images, {settings.steps} steps "
-              f"{settings.sampler}, CFG {settings.cfg_scale:g}, {settings.width}×{settings.height}", flush=True)
-        bar = ProgressBar(total, label="generating ")
-        result = run_bench(api, settings, jobs=jobs, warn=warn,
-                           progress=lambda done, _total, job: bar.update(done, f"{job.arm:<7} {job.prompt[:40]}"))
     except BenchError as error:
-        print(f"bench brightness: {error}", file=sys.stderr)
+        say(f"bench brightness: {error}")
         return 2
     except OSError as error:
-        print(f"bench brightness: cannot write to --out {out} ({error}); pass a writable folder", file=sys.stderr)
+        say(f"bench brightness: cannot create --out {out} ({error}); pass a writable folder")
         return 2
-
-    rows = summarise(settings.prompts, result.samples)
-    print()
-    print(table(rows))
-    labels = ", ".join(result.module_labels()) or settings.module
-    title = f"mean grey level, {settings.seeds} seeds, {settings.steps} steps {settings.sampler}, module {labels}"
-    written = [
-        write_summary_csv(rows, out / FILES["summary"]),
-        write_images_csv(result, out / FILES["images"]),
-        render_chart(rows, title, out / FILES["chart"]),
-        write_settings_json(result, api.url, {"checkpoint": facts.checkpoint, "module_source": facts.module_source},
-                            out / FILES["settings"]),
-    ]
-    print(f"\n{total} images in {result.seconds:.1f} s; wrote " + ", ".join(map(str, written)))
-    return 0
+    jobs = plan_jobs(settings)
+    result = BenchRun(settings)
+    status = 0
+    try:
+        total = sum(len(job.seeds) for job in jobs)
+        print(f"bench brightness: {api.url}, checkpoint {facts.checkpoint or '?'}, module {settings.module}, "
+              f"{len(settings.prompts)} prompts × {settings.seeds} seeds × 2 arms = {total} images, "
+              f"{settings.steps} steps {settings.sampler}, CFG {settings.cfg_scale:g}, "
+              f"{settings.width}×{settings.height}", flush=True)
+        bar = ProgressBar(total, label="generating ")
+        run_bench(api, settings, jobs=jobs, warn=warn, into=result,
+                  progress=lambda done, _total, job: bar.update(done, f"{job.arm:<7} {job.prompt[:40]}"))
+    except BenchError as error:
+        say(f"bench brightness: {error}")
+        status = 2
+    except KeyboardInterrupt:
+        say("bench brightness: interrupted")
+        status = 130
+    if not result.measured_prompts():
+        return status
+    try:
+        written = write_outputs(result, facts, api.url, out)
+    except OSError as error:
+        say(f"bench brightness: cannot write to --out {out} ({error}); pass a writable folder")
+        return 2
+    done = "" if result.complete else f" (partial: {len(result.samples)} of {result.planned_images} planned)"
+    print(f"\n{len(result.samples)} images{done} in {result.seconds:.1f} s; wrote " + ", ".join(map(str, written)))
+    return status

@@ -178,6 +178,46 @@ def test_a_failure_midway_reports_the_servers_detail(tmp_path, capsys):
     assert "HTTP 422: SingDiffusion: module broke" in capsys.readouterr().err
 
 
+def test_a_failure_midway_keeps_the_images_measured_so_far(tmp_path, capsys):
+    posts = []
+
+    def fail_after_four(request):
+        posts.append(request)
+        return answer_txt2img(request) if len(posts) <= 4 else (500, {"detail": "", "errors": "server died"}, 0.0)
+
+    with FakeWebui() as fake:
+        recorded_webui(fake).handle("POST", "/sdapi/v1/txt2img", fail_after_four)
+        assert run_bench_cli(fake.url, tmp_path / "out", tmp_path) == 2
+    captured = capsys.readouterr()
+    assert "HTTP 500: server died" in captured.err
+    assert "4 images (partial: 4 of 8 planned)" in captured.out
+    settings = json.loads((tmp_path / "out" / "bench_brightness.json").read_text())
+    assert (settings["complete"], settings["images"], settings["planned_images"]) == (False, 4, 8)
+    with (tmp_path / "out" / "bench_brightness.csv").open(newline="") as file:
+        summary = list(csv.DictReader(file))
+    # the first four requests: seed 0 of both prompts in both arms
+    assert [(r["prompt"], r["images"]) for r in summary] == [(p, "1") for p in PROMPTS]
+
+
+def test_an_interrupt_writes_what_was_measured_and_exits_130(tmp_path, capsys, monkeypatch):
+    from sing_core.bench.progress import ProgressBar
+
+    update = ProgressBar.update
+
+    def interrupt_at_two(self, done, note=""):
+        update(self, done, note)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProgressBar, "update", interrupt_at_two)
+    with FakeWebui() as fake:
+        assert run_bench_cli(recorded_webui(fake).url, tmp_path / "out", tmp_path) == 130
+    captured = capsys.readouterr()
+    assert "interrupted" in captured.err
+    assert "2 images (partial: 2 of 8 planned)" in captured.out
+    assert (tmp_path / "out" / "bench_brightness.png").is_file()
+
+
 def test_prompt_files_that_cannot_be_used_are_named(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n")
