@@ -59,7 +59,7 @@ def read_prompts(path: str) -> tuple[str, ...]:
 
 def preflight(args: argparse.Namespace, warn):
     """The API client, what the server says about itself, and the settings with the module resolved."""
-    from sing_core.bench.client import WebuiApi
+    from sing_core.bench.client import BenchError, WebuiApi
     from sing_core.bench.preflight import check_sampler, choose_module, gather
     from sing_core.bench.protocol import PAPER_PROMPTS, BenchSettings
 
@@ -69,6 +69,9 @@ def preflight(args: argparse.Namespace, warn):
                              height=args.height, batch_size=args.batch_size, module_guidance=args.module_guidance,
                              text_source=args.text_source)
     settings.check()
+    if args.retries < 0 or not args.timeout > 0:
+        raise BenchError(f"bench brightness: --retries {args.retries} must be 0 or more and --timeout "
+                         f"{args.timeout:g} above 0")
     api = WebuiApi(args.url, timeout=args.timeout, attempts=args.retries + 1, auth=args.api_auth, warn=warn)
     facts = gather(api)
     check_sampler(facts, settings.sampler, settings.scheduler, api.url)

@@ -218,6 +218,11 @@ def test_an_interrupt_writes_what_was_measured_and_exits_130(tmp_path, capsys, m
     assert (tmp_path / "out" / "bench_brightness.png").is_file()
 
 
+def test_bad_client_settings_are_named(tmp_path, capsys):
+    assert main(["bench", "brightness", "--retries", "-1", "--out", str(tmp_path)]) == 2
+    assert "--retries -1 must be 0 or more" in capsys.readouterr().err
+
+
 def test_prompt_files_that_cannot_be_used_are_named(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n")
