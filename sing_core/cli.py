@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("sing_core.commands.convert", "turn a release folder into one .safetensors module file"),
     "inspect": ("sing_core.commands.inspect_module", "show a module's config, size, dtype and hash"),
     "bench unet": ("sing_core.commands.bench_unet", "time SingUNet against diffusers' UNet (same weights)"),
+    "bench brightness": ("sing_core.commands.bench_brightness", "the paper's brightness protocol against a webui API"),
 }
 
 
