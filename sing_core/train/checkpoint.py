@@ -2,7 +2,7 @@
 
 Layout: "model/<name>" for the module's state dict, "optimizer/<param id>/<key>" for per-parameter optimizer state,
 "rng/generator" and "rng/torch" for the two RNG states; metadata holds the step, the loss history, the optimizer's
-param_groups and any non-tensor per-parameter state.
+param_groups, any non-tensor per-parameter state and the fp16 loss scaler's state.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def save_train_state(path: str | Path, state: TrainState) -> Path:
             "losses": json.dumps(state.losses),
             "param_groups": json.dumps(state.optimizer["param_groups"]),
             "optimizer_scalars": json.dumps(scalars),
+            "grad_scaler": json.dumps(state.grad_scaler),
         }
     except TypeError as error:
         raise ValueError(f"save_train_state: optimizer state of {path} is not JSON-serialisable ({error})") from error
@@ -76,4 +77,5 @@ def load_train_state(path: str | Path) -> TrainState:
         generator=tensors["rng/generator"],
         torch_rng=tensors["rng/torch"],
         losses=json.loads(metadata["losses"]),
+        grad_scaler=json.loads(metadata.get("grad_scaler", "null")),
     )

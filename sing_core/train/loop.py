@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 SampleBatch = Callable[[int, torch.Generator], tuple[torch.Tensor, Any]]
+AUTOCAST_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,16 @@ class TrainConfig:
     seed: int = 0
     progress_every: int = 10
     checkpoint_every: int = 0  # 0: only the final state goes to on_checkpoint
+    accumulation_steps: int = 1  # micro-batches per optimizer step; their gradients add up, the loss is their mean
+    # Mixed precision of the forward pass: None, "bf16" or "fp16" (torch.autocast). Weights, gradients and AdamW stay
+    # in the model's dtype; fp16 adds dynamic loss scaling (its small range underflows gradients without it).
+    autocast: str | None = None
+
+    def __post_init__(self):
+        if self.accumulation_steps < 1:
+            raise ValueError(f"TrainConfig: accumulation_steps={self.accumulation_steps}; need at least 1")
+        if self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"TrainConfig: autocast={self.autocast!r}; choose one of {list(AUTOCAST_DTYPES)}")
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -67,10 +78,49 @@ class TrainState:
     generator: torch.Tensor  # torch.Generator.get_state()
     torch_rng: torch.Tensor  # torch.get_rng_state()
     losses: list[float] = field(default_factory=list)
+    grad_scaler: dict[str, Any] | None = None  # torch.amp.GradScaler.state_dict() of an fp16 run
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+class _Stepper:
+    """One optimizer step: accumulated micro-batches, the forward under autocast, loss scaling for fp16."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig):
+        parameter = next(model.parameters())
+        self.model, self.config = model, config
+        self.device, self.dtype = parameter.device, parameter.dtype
+        self.optimizer = make_optimizer(model, config)
+        self.autocast_dtype = AUTOCAST_DTYPES[config.autocast]
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.autocast == "fp16" else None
+
+    def __call__(self, sample_batch: SampleBatch, generator: torch.Generator, step: int, lr: float) -> float:
+        config, optimizer, scaler = self.config, self.optimizer, self.scaler
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for micro in range(config.accumulation_steps):
+            x0, cond = sample_batch(step * config.accumulation_steps + micro, generator)
+            x1 = torch.randn(x0.shape, generator=generator).to(self.device, self.dtype)
+            x0 = x0.to(self.device, self.dtype)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                x0_hat = self.model(x1, cond)
+            loss = nn.functional.mse_loss(x0_hat.to(self.dtype), x0) / config.accumulation_steps
+            (loss if scaler is None else scaler.scale(loss)).backward()
+            step_loss += loss.item()
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)  # skipped when the scaled gradients overflowed; the scale then backs off
+            scaler.update()
+        return step_loss
 
 
 def train_x0_predictor(
@@ -84,14 +134,14 @@ def train_x0_predictor(
 ) -> TrainState:
     """Trains `model` in place for config.steps steps (continuing from `resume` if given) and returns the final state.
 
-    Each step: (x0, cond) = sample_batch(step, generator); x1 ~ N(0, I) like x0 from the same generator;
-    loss = MSE(model(x1, cond), x0); AdamW step with the scheduled lr and optional gradient clipping.
+    Each step: for each of the config.accumulation_steps micro-batches, (x0, cond) = sample_batch(index, generator)
+    with index = step · accumulation_steps + micro (= step without accumulation); x1 ~ N(0, I) like x0 from the same
+    generator; loss = MSE(model(x1, cond), x0) (the forward under autocast if configured). Then an AdamW step with the
+    scheduled lr and optional gradient clipping.
     """
     if config.steps < 1:
         raise ValueError(f"train_x0_predictor: steps={config.steps}; need at least 1")
-    parameter = next(model.parameters())
-    device, dtype = parameter.device, parameter.dtype
-    optimizer = make_optimizer(model, config)
+    stepper = _Stepper(model, config)
     generator = torch.Generator()
     if resume is None:
         step, losses = 0, []
@@ -102,37 +152,29 @@ def train_x0_predictor(
             raise ValueError(f"train_x0_predictor: resume state is at step {resume.step}, past steps={config.steps}")
         step, losses = resume.step, list(resume.losses)
         model.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
+        stepper.optimizer.load_state_dict(resume.optimizer)
         generator.set_state(resume.generator)
         torch.set_rng_state(resume.torch_rng)
+        if stepper.scaler is not None and resume.grad_scaler:
+            stepper.scaler.load_state_dict(resume.grad_scaler)
 
     def state() -> TrainState:
         return TrainState(
             step=step,
             model={k: v.detach().clone() for k, v in model.state_dict().items()},
-            optimizer=optimizer.state_dict(),
+            optimizer=stepper.optimizer.state_dict(),
             generator=generator.get_state(),
             torch_rng=torch.get_rng_state(),
             losses=list(losses),
+            grad_scaler=None if stepper.scaler is None else stepper.scaler.state_dict(),
         )
 
     model.train()
     start, first_step, window = time.perf_counter(), step, []
     while step < config.steps:
         lr = config.lr_at(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x0, cond = sample_batch(step, generator)
-        x1 = torch.randn(x0.shape, generator=generator).to(device, dtype)
-        x0 = x0.to(device, dtype)
-        loss = nn.functional.mse_loss(model(x1, cond), x0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        losses.append(stepper(sample_batch, generator, step, lr))
         step += 1
-        losses.append(loss.item())
         window.append(losses[-1])
         if on_progress is not None and (step % config.progress_every == 0 or step == config.steps):
             elapsed = time.perf_counter() - start

@@ -119,3 +119,72 @@ def test_lr_schedule_warms_up_then_decays():
     assert config.lr_at(10) == pytest.approx(1.0)
     assert config.lr_at(100) == pytest.approx(0.1)
     assert TrainConfig(steps=10).lr_at(7) == pytest.approx(1e-3)
+
+
+class CondOnly(nn.Module):
+    """Reads only the condition, so the noise drawn between micro-batches cannot change the gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(DIM, 16), nn.SiLU(), nn.Linear(16, DIM))
+
+    def forward(self, x1, cond):
+        return self.net(cond)
+
+
+def indexed_batch(index, size):
+    cond = torch.randn(size, DIM, generator=torch.Generator().manual_seed(1000 + index))
+    return cond @ TARGET, cond
+
+
+def test_accumulated_micro_batches_equal_one_large_batch():
+    def large(step, generator):
+        halves = [indexed_batch(2 * step + i, 8) for i in range(2)]
+        return torch.cat([h[0] for h in halves]), torch.cat([h[1] for h in halves])
+
+    config = TrainConfig(steps=12, lr=1e-2, grad_clip=0.5)
+    torch.manual_seed(0)
+    one, accumulated = CondOnly(), CondOnly()
+    accumulated.load_state_dict(one.state_dict())
+    whole = train_x0_predictor(one, large, config)
+    accumulating = TrainConfig(**{**config.__dict__, "accumulation_steps": 2})
+    split = train_x0_predictor(accumulated, lambda index, g: indexed_batch(index, 8), accumulating)
+    # The recorded loss is the mean over the micro-batches, i.e. the large batch's loss.
+    assert split.losses == pytest.approx(whole.losses, rel=1e-5)
+    for name, value in one.state_dict().items():
+        torch.testing.assert_close(accumulated.state_dict()[name], value, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_float32_weights(precision):
+    model = make_model(0)
+    state = train_x0_predictor(model, sample_batch, TrainConfig(steps=150, lr=1e-2, autocast=precision))
+    assert sum(state.losses[-10:]) < 0.3 * sum(state.losses[:10])
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert (state.grad_scaler is not None) == (precision == "fp16")
+
+
+def test_fp16_run_resumes_with_its_loss_scale(tmp_path):
+    config = TrainConfig(steps=20, lr=1e-2, seed=5, autocast="fp16")
+    full = make_model(0)
+    uninterrupted = train_x0_predictor(full, sample_batch, config)
+    states = []
+    train_x0_predictor(
+        make_model(0), sample_batch, TrainConfig(**{**config.__dict__, "steps": 9}), on_checkpoint=states.append
+    )
+    saved = load_train_state(save_train_state(tmp_path / "half.safetensors", states[-1]))
+    assert saved.grad_scaler == states[-1].grad_scaler
+    assert saved.grad_scaler["scale"] > 0
+    resumed_model = make_model(1)
+    resumed = train_x0_predictor(resumed_model, sample_batch, config, resume=saved)
+    assert resumed.losses == uninterrupted.losses
+    assert resumed.grad_scaler == uninterrupted.grad_scaler
+    for name, value in full.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[name], value), name
+
+
+def test_bad_precision_and_accumulation_are_refused():
+    with pytest.raises(ValueError, match="autocast='fp8'"):
+        TrainConfig(steps=1, autocast="fp8")
+    with pytest.raises(ValueError, match="accumulation_steps=0"):
+        TrainConfig(steps=1, accumulation_steps=0)
