@@ -1,0 +1,70 @@
+"""Image folder → LatentDataset: every image through SD's VAE encoder once.
+
+x0 is the posterior MEAN times the scale factor, not a sample. The module's optimum is E[x0 | c]; a posterior sample
+is the mean plus zero-mean noise, so it has the same expectation and only adds variance to the regression target
+(and one fixed sample per image, stored once, would not even average that noise out over epochs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from sing_core.train.images import find_image_captions, load_image
+from sing_core.train.latents import LatentDataset
+from sing_core.vae import VaeEncoder
+
+# (images done, images in all)
+EncodeProgress = Callable[[int, int], None]
+
+
+def encode_image_folder(
+    folder: str | Path,
+    vae: VaeEncoder,
+    width: int,
+    height: int,
+    *,
+    batch_size: int = 8,
+    workers: int = 4,
+    vae_name: str = "",
+    on_progress: EncodeProgress | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> LatentDataset:
+    """Latents [N, 4, height/8, width/8] (in `dtype`, on the CPU) with the captions, in path order.
+
+    Images are decoded and resized by `workers` threads (Pillow releases the GIL) while the VAE runs.
+    """
+    folder = Path(folder)
+    pairs = find_image_captions(folder)
+    factor = vae.config.downsampling
+    if width % factor or height % factor:
+        raise ValueError(f"resolution {width}x{height}: this VAE needs sides that are multiples of {factor}")
+    batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
+    latents, done = [], 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+
+        def submit(batch):  # the next batch is decoded while the VAE encodes this one; no more is held in memory
+            return [pool.submit(load_image, pair.image, width, height) for pair in batch]
+
+        pending = submit(batches[0])
+        for index in range(len(batches)):
+            images = torch.stack([future.result() for future in pending])
+            pending = submit(batches[index + 1]) if index + 1 < len(batches) else []
+            latents.append(vae.encode(images).to("cpu", dtype))
+            done += len(images)
+            if on_progress is not None:
+                on_progress(done, len(pairs))
+    stacked = torch.cat(latents)
+    if not torch.isfinite(stacked).all():
+        raise ValueError(
+            "the VAE produced NaN or inf latents; encode in float32 (half precision overflows in some VAEs)"
+        )
+    return LatentDataset(
+        stacked,
+        [pair.caption for pair in pairs],
+        [pair.image.relative_to(folder).as_posix() for pair in pairs],
+        {"scale_factor": repr(vae.scale_factor), "resolution": f"{width}x{height}", "vae": vae_name},
+    )

@@ -1,0 +1,140 @@
+"""`python -m sing_core train` and `encode` end to end on tiny data: loss, files, resuming, both data formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from train_helpers import SMALL_UNET, TINY_CLIP, write_image_folder, write_latents, write_sd1_checkpoint
+
+from sing_core import describe, load_module
+from sing_core.cli import main
+from sing_core.text import ClipTextEncoder, load_text_encoder
+from sing_core.train import load_train_state
+from sing_core.train.images import load_image
+from sing_core.train.latents import load_latents
+from sing_core.vae_file import load_vae_encoder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_sd1_checkpoint(tmp_path_factory.mktemp("models") / "tiny-sd1.safetensors")
+
+
+@pytest.fixture(scope="module")
+def latents(tmp_path_factory):
+    return write_latents(tmp_path_factory.mktemp("data") / "latents.safetensors")
+
+
+@pytest.fixture(scope="module")
+def small_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "config.json"
+    path.write_text(json.dumps(SMALL_UNET), encoding="utf-8")
+    return path
+
+
+def train(data, out, *extra):
+    args = ["train", "--data", str(data), "--out", str(out), "--device", "cpu", "--seed", "3", "--threads", "1"]
+    if "--config" not in extra and "--init" not in extra:
+        args += ["--preset", "tiny"]
+    return main([*args, *(str(e) for e in extra)])
+
+
+def module_tensors(path):
+    with safe_open(str(path), framework="pt") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+
+
+def test_training_lowers_the_loss_and_writes_a_module_load_module_reads(
+    tmp_path, checkpoint, latents, small_config, capsys
+):
+    out = tmp_path / "run"
+    args = ("--config", small_config, "--text-encoder", checkpoint, "--steps", 80, "--batch-size", 8, "--lr", 1e-2)
+    code = train(latents, out, *args)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "train 100%" in captured.err
+    assert "loss " in captured.err
+    assert "ETA" in captured.err
+    losses = load_train_state(out / "train_state.safetensors").losses
+    assert len(losses) == 80
+    assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
+
+    module = load_module(out / "singdiffusion.safetensors")
+    assert module.config.block_out_channels == (16, 32)
+    encoder = ClipTextEncoder.load(checkpoint, expected_hidden_size=None)
+    x1 = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    x0_hat = module.predict_x0(x1, encoder.encode(["pitch black", "mid grey", "bright white"]))
+    assert x0_hat.shape == x1.shape
+    # The optimum ignores x1 and returns E[x0 | c]: the latents' mean level is -1, 0, 1 per caption.
+    means = x0_hat.mean(dim=(1, 2, 3))
+    assert means[0] < means[1] < means[2]
+    assert str(out / "singdiffusion.safetensors") in captured.out
+    assert main(["inspect", str(out / "singdiffusion.safetensors")]) == 0
+    assert "text encoder inside:    no" in capsys.readouterr().out
+
+
+def test_the_tiny_preset_takes_the_text_encoders_width(tmp_path, checkpoint, latents):
+    assert train(latents, tmp_path, "--text-encoder", checkpoint, "--steps", 1) == 0
+    assert load_module(tmp_path / "singdiffusion.safetensors").cross_attention_dim == TINY_CLIP.hidden_size
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, checkpoint, latents, small_config, capsys):
+    common = ("--config", small_config, "--text-encoder", checkpoint, "--batch-size", 4, "--lr", 1e-3)
+    common += ("--caption-dropout", 0.3)
+    assert train(latents, tmp_path / "whole", *common, "--steps", 8, "--save-every", 4) == 0
+    assert train(latents, tmp_path / "split", *common, "--steps", 5) == 0
+    assert train(latents, tmp_path / "split", *common, "--steps", 8) == 0  # the state in --out is picked up
+    assert "resumed from step 5" in capsys.readouterr().out
+    whole = load_train_state(tmp_path / "whole" / "train_state.safetensors")
+    split = load_train_state(tmp_path / "split" / "train_state.safetensors")
+    assert split.step == whole.step == 8
+    assert split.losses == whole.losses
+    a, b = (module_tensors(tmp_path / run / "singdiffusion.safetensors") for run in ("whole", "split"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # --restart ignores the state: the run starts from scratch and so differs from a continued one.
+    assert train(latents, tmp_path / "split", *common, "--steps", 2, "--restart") == 0
+    assert load_train_state(tmp_path / "split" / "train_state.safetensors").losses == whole.losses[:2]
+
+
+def test_image_folder_encode_then_train_matches_training_from_the_folder(tmp_path, checkpoint, small_config, capsys):
+    images = tmp_path / "images"
+    captions = write_image_folder(images)
+    encoded = tmp_path / "latents.safetensors"
+    assert main(["encode", str(images), "--checkpoint", str(checkpoint), "--out", str(encoded),
+                 "--resolution", "64", "--device", "cpu", "--batch-size", "4", "--threads", "1"]) == 0  # fmt: skip
+    assert "6 latents of 4x8x8" in capsys.readouterr().out
+    dataset = load_latents(encoded)
+    assert dataset.captions == captions
+    assert dataset.sources[:2] == ["a/black.png", "a/white.png"]
+    assert dataset.info["scale_factor"] == "0.18215"
+    vae = load_vae_encoder(checkpoint)
+    pixels = torch.stack([load_image(images / s, 64, 64) for s in dataset.sources])
+    assert pixels[0].max() == -1  # black
+    assert pixels[1].min() == 1  # white
+    torch.testing.assert_close(dataset.latents, vae.encode(pixels), rtol=0, atol=0)
+
+    common = ("--config", small_config, "--steps", 3, "--batch-size", 4, "--resolution", 64, "--bundle-text-encoder")
+    assert train(images, tmp_path / "from-images", "--checkpoint", checkpoint, *common) == 0
+    assert train(encoded, tmp_path / "from-latents", "--text-encoder", checkpoint, *common) == 0
+    a, b = (module_tensors(tmp_path / run / "singdiffusion.safetensors") for run in ("from-images", "from-latents"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    path = tmp_path / "from-images" / "singdiffusion.safetensors"
+    assert describe(path).has_text_encoder
+    bundled = load_text_encoder(path, expected_hidden_size=None)
+    original = load_text_encoder(checkpoint, expected_hidden_size=None)
+    ids = torch.randint(0, 49408, (2, 77), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(bundled(ids), original(ids))
+
+
+def test_fine_tuning_an_existing_module_starts_from_its_weights(tmp_path, checkpoint, latents, small_config):
+    assert train(latents, tmp_path / "first", "--config", small_config, "--text-encoder", checkpoint, "--steps", 2) == 0
+    first = tmp_path / "first" / "singdiffusion.safetensors"
+    tiny_step = ("--lr", 1e-12, "--steps", 1)
+    assert train(latents, tmp_path / "second", "--init", first, "--text-encoder", checkpoint, *tiny_step) == 0
+    before, after = module_tensors(first), module_tensors(tmp_path / "second" / "singdiffusion.safetensors")
+    assert all(torch.allclose(before[k], after[k], atol=1e-9) for k in before)
