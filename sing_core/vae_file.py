@@ -40,7 +40,7 @@ def _prefix(keys: list[str], path: Path) -> str:
         raise VaeLoadError(f"{path}: a VAE in diffusers' layout (encoder.down_blocks.*), not LDM's; {WHAT_TO_PASS}")
     raise VaeLoadError(
         f"{path}: no VAE in it (no key {CHECKPOINT_PREFIX}{MARKER} or {MARKER}); it may be a UNet-only or pruned "
-        f"file. {WHAT_TO_PASS}"
+        f"file; {WHAT_TO_PASS}"
     )
 
 

@@ -104,6 +104,8 @@ def spec_from_args(args: argparse.Namespace):
             raise TrainError(f"{flag} {value}: use at least {minimum}")
     if not args.lr > 0:
         raise TrainError(f"--lr {args.lr}: a positive learning rate is needed")
+    if not 0.0 <= args.caption_dropout <= 1.0:
+        raise TrainError(f"--caption-dropout {args.caption_dropout}: a probability between 0 and 1 is needed")
     train = TrainConfig(
         steps=args.steps,
         lr=args.lr,

@@ -45,8 +45,8 @@ def find_image_captions(folder: str | Path) -> list[ImageCaption]:
     missing = [p for p in images if not p.with_suffix(".txt").is_file()]
     if missing:
         raise DatasetError(
-            f"{folder}: {len(missing)} of {len(images)} images have no caption file: "
-            f"{_listing([p.with_suffix('.txt') for p in missing])} do not exist. Write one .txt per image (the same "
+            f"{folder}: {len(missing)} of {len(images)} images have no caption file; missing: "
+            f"{_listing([p.with_suffix('.txt') for p in missing])}. Write one .txt per image (the same "
             "name, the caption as plain UTF-8 text; an empty file trains that image as unconditional) or move those "
             "images out of the folder"
         )

@@ -202,10 +202,10 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
     device = resolve_device(spec.device)
     config, init_module = _network(spec)
     resume, resume_path = _resume_state(spec)  # before the slow parts: a bad --resume fails at once
-    dataset = load_dataset(spec, device, stream)
     encoder = _text_encoder(spec, None if config is None else config.cross_attention_dim, device)
     if config is None:
         config = preset_config(spec.preset, encoder.model.config.hidden_size)
+    dataset = load_dataset(spec, device, stream)
     if dataset.latents.shape[1] != config.in_channels:
         raise DatasetError(
             f"{spec.data}: latents with {dataset.latents.shape[1]} channels; the network takes {config.in_channels} "
