@@ -196,12 +196,20 @@ def _write_run(spec: RunSpec, config: UNetConfig, dataset: LatentDataset, text_s
     (spec.out / RUN_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
-    """Trains, checkpointing every spec.train.checkpoint_every steps and at the end; returns the module file."""
-    stream = stream if stream is not None else sys.stderr
-    device = resolve_device(spec.device)
-    config, init_module = _network(spec)
-    resume, resume_path = _resume_state(spec)  # before the slow parts: a bad --resume fails at once
+def _gib(tensor: torch.Tensor) -> str:
+    return f"{tensor.numel() * tensor.element_size() / 2**30:.2f} GiB"
+
+
+@dataclass
+class _Prepared:
+    config: UNetConfig
+    dataset: LatentDataset
+    embeddings: CaptionEmbeddings
+    bundle: dict  # save_module's text_encoder_state / text_encoder_config, when bundled
+
+
+def _prepare(spec: RunSpec, config: UNetConfig | None, device: torch.device, stream: TextIO) -> _Prepared:
+    """The text encoder first (a wrong one fails before a long VAE pass), then the latents and the caption cache."""
     encoder = _text_encoder(spec, None if config is None else config.cross_attention_dim, device)
     if config is None:
         config = preset_config(spec.preset, encoder.model.config.hidden_size)
@@ -216,21 +224,43 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
     bar.close()
     bundle = {}
     if spec.bundle_text_encoder:
-        model = encoder.model
         bundle = {
-            "text_encoder_state": {k: v.to("cpu") for k, v in model.state_dict().items()},
-            "text_encoder_config": model.config.to_dict(),
+            "text_encoder_state": {k: v.to("cpu") for k, v in encoder.model.state_dict().items()},
+            "text_encoder_config": encoder.model.config.to_dict(),
         }
-    if spec.text_cache:  # the cache holds every embedding: free the text encoder's memory for the UNet
+    if spec.text_cache and device.type == "cuda":  # the cache holds every embedding: free the encoder's memory
         del encoder
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        torch.cuda.empty_cache()
+    return _Prepared(config, dataset, embeddings, bundle)
+
+
+def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
+    """Trains, checkpointing every spec.train.checkpoint_every steps and at the end; returns the module file."""
+    stream = stream if stream is not None else sys.stderr
+    if spec.out.exists() and not spec.out.is_dir():
+        raise TrainError(f"--out {spec.out}: a file; the output is a folder (module, train state, run.json)")
+    device = resolve_device(spec.device)
+    config, init_module = _network(spec)
+    resume, resume_path = _resume_state(spec)  # before the slow parts: a bad --resume fails at once
+    prepared = _prepare(spec, config, device, stream)
+    config, dataset, embeddings = prepared.config, prepared.dataset, prepared.embeddings
 
     torch.manual_seed(spec.train.seed)  # the initial weights of a fresh network
     unet = SingUNet(config) if init_module is None else init_module.unet
     unet = unet.to(device, torch.float32).requires_grad_(True)
     if resume is not None:
         _check_resume(spec, config, unet, resume, resume_path)
+        print(f"resuming from step {resume.step} of {resume_path}", file=stream)
+    elif spec.restart:  # a state of the abandoned run must not be resumed by a later run without --restart
+        (spec.out / STATE_NAME).unlink(missing_ok=True)
+    cache = "" if embeddings.table is None else f", their embeddings {_gib(embeddings.table)} in memory"
+    print(
+        f"{len(dataset.captions)} latents {'x'.join(map(str, dataset.latents.shape[1:]))}, "
+        f"{len(embeddings.texts)} distinct captions{cache}; network "
+        f"{sum(p.numel() for p in unet.parameters()) / 1e6:.1f}M parameters on {device}, "
+        f"{spec.train.autocast or 'fp32'} forward",
+        file=stream,
+    )
     _write_run(spec, config, dataset, str(spec.text_encoder or spec.checkpoint or spec.init))
     batches = LatentBatches(
         dataset.latents,
@@ -240,21 +270,25 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
         seed=spec.train.seed,
         device=device,
     )
-    module_path = spec.out / f"{spec.name}.safetensors"
+    module_path = spec.out / f"{spec.name.removesuffix('.safetensors')}.safetensors"
     bar = ProgressLine("train", stream)
 
-    def on_progress(progress: Progress) -> None:
-        if not math.isfinite(progress.loss):
+    def check_loss(loss: float, step: int) -> None:
+        if not math.isfinite(loss):
             raise TrainError(
-                f"the loss became {progress.loss} by step {progress.step}; lower --lr (or use --dtype bf16 rather "
-                f"than fp16) and resume from the last checkpoint in {spec.out}"
+                f"the loss became {loss} by step {step}; lower --lr (or use --dtype bf16 rather than fp16) and "
+                f"resume from the last checkpoint in {spec.out}"
             )
-        detail = f"loss {progress.loss:.4f} lr {progress.lr:.1e}"
-        bar.update(progress.step, progress.steps, detail, eta_s=progress.eta_s)
+
+    def on_progress(progress: Progress) -> None:
+        check_loss(progress.loss, progress.step)
+        bar.update(progress.step, progress.steps, f"loss {progress.loss:.4f} lr {progress.lr:.1e}", progress.eta_s)
 
     def on_checkpoint(state: TrainState) -> None:
+        check_loss(sum(state.losses[-spec.train.progress_every :]), state.step)
+        # The module first: save_module refuses non-finite weights, so a broken state never replaces a good one.
+        save_module(state.model, config, module_path, half=spec.half, **prepared.bundle)
         save_train_state(spec.out / STATE_NAME, state)
-        save_module(state.model, config, module_path, half=spec.half, **bundle)
 
     try:
         state = train_x0_predictor(

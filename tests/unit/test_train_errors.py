@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from train_helpers import TINY_VAE, write_image_folder, write_latents, write_sd1_checkpoint
 
 from sing_core.cli import main
+from sing_core.train import load_train_state
 from sing_core.vae import VaeEncoderConfig
 
 
@@ -168,3 +169,15 @@ def test_encode_refuses_to_overwrite(tmp_path, checkpoint, capsys):
     assert "already exists; pass --force" in encode(capsys, images, checkpoint, out)
     assert out.read_bytes() == b"keep me"
     assert TINY_VAE.downsampling == 8
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path, checkpoint, latents, capsys):
+    out = tmp_path / "run"
+    err = train(capsys, latents, out, "--preset", "tiny", "--text-encoder", checkpoint, "--threads", 1, "--lr", 1e30,
+                "--steps", 6, "--save-every", 1, "--progress-every", 1)  # fmt: skip
+    assert "the loss became" in err
+    assert "lower --lr" in err
+    state = load_train_state(out / "train_state.safetensors")
+    assert 1 <= state.step < 6
+    assert all(torch.isfinite(v).all() for v in state.model.values())
+    assert all(torch.isfinite(torch.tensor(state.losses)))
