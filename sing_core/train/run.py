@@ -196,8 +196,9 @@ def _write_run(spec: RunSpec, config: UNetConfig, dataset: LatentDataset, text_s
     (spec.out / RUN_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-def _gib(tensor: torch.Tensor) -> str:
-    return f"{tensor.numel() * tensor.element_size() / 2**30:.2f} GiB"
+def _size(tensor: torch.Tensor) -> str:
+    size = tensor.numel() * tensor.element_size()
+    return f"{size / 2**30:.2f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
 
 
 @dataclass
@@ -253,7 +254,7 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
         print(f"resuming from step {resume.step} of {resume_path}", file=stream)
     elif spec.restart:  # a state of the abandoned run must not be resumed by a later run without --restart
         (spec.out / STATE_NAME).unlink(missing_ok=True)
-    cache = "" if embeddings.table is None else f", their embeddings {_gib(embeddings.table)} in memory"
+    cache = "" if embeddings.table is None else f", their embeddings {_size(embeddings.table)} in memory"
     print(
         f"{len(dataset.captions)} latents {'x'.join(map(str, dataset.latents.shape[1:]))}, "
         f"{len(embeddings.texts)} distinct captions{cache}; network "
