@@ -76,9 +76,12 @@ def test_training_lowers_the_loss_and_writes_a_module_load_module_reads(
     assert "text encoder inside:    no" in capsys.readouterr().out
 
 
-def test_the_tiny_preset_takes_the_text_encoders_width(tmp_path, checkpoint, latents):
-    assert train(latents, tmp_path, "--text-encoder", checkpoint, "--steps", 1) == 0
-    assert load_module(tmp_path / "singdiffusion.safetensors").cross_attention_dim == TINY_CLIP.hidden_size
+def test_the_tiny_preset_takes_the_text_encoders_width_and_bf16_autocast_runs(tmp_path, checkpoint, latents, capsys):
+    assert train(latents, tmp_path, "--text-encoder", checkpoint, "--steps", 2, "--dtype", "bf16", "--half") == 0
+    assert "bf16 forward" in capsys.readouterr().err
+    module = load_module(tmp_path / "singdiffusion.safetensors")
+    assert module.cross_attention_dim == TINY_CLIP.hidden_size
+    assert describe(tmp_path / "singdiffusion.safetensors").dtype == "float16"  # --half
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, checkpoint, latents, small_config, capsys):
