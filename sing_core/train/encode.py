@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from sing_core.train.images import find_image_captions, load_image
+from sing_core.train.images import DatasetError, find_image_captions, load_image
 from sing_core.train.latents import LatentDataset
 from sing_core.vae import VaeEncoder
 
@@ -41,7 +41,7 @@ def encode_image_folder(
     pairs = find_image_captions(folder)
     factor = vae.config.downsampling
     if width % factor or height % factor:
-        raise ValueError(f"resolution {width}x{height}: this VAE needs sides that are multiples of {factor}")
+        raise DatasetError(f"resolution {width}x{height}: this VAE needs sides that are multiples of {factor}")
     batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
     latents, done = [], 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -59,8 +59,9 @@ def encode_image_folder(
                 on_progress(done, len(pairs))
     stacked = torch.cat(latents)
     if not torch.isfinite(stacked).all():
-        raise ValueError(
-            "the VAE produced NaN or inf latents; encode in float32 (half precision overflows in some VAEs)"
+        raise DatasetError(
+            f"{folder}: the VAE produced NaN or inf latents; encode in float32 (--vae-dtype fp32: half precision "
+            "overflows in some VAEs)"
         )
     return LatentDataset(
         stacked,
