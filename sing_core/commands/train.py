@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="SD-1.x/2.x checkpoint whose VAE encodes an image folder (and, if SD-1.x, the default text encoder)",
     )
-    data.add_argument("--resolution", default="512", help="crop size of an image folder: 512 or WIDTHxHEIGHT")
+    data.add_argument("--resolution", help="crop size of an image folder: 512 (default) or WIDTHxHEIGHT")
     data.add_argument(
         "--text-encoder",
         type=Path,
@@ -128,7 +128,7 @@ def spec_from_args(args: argparse.Namespace):
         checkpoint=args.checkpoint,
         text_encoder=args.text_encoder,
         tokenizer=args.tokenizer,
-        resolution=parse_resolution(args.resolution),
+        resolution=None if args.resolution is None else parse_resolution(args.resolution),
         name=args.name,
         train=train,
         batch_size=args.batch_size,

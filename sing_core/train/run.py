@@ -35,6 +35,7 @@ from sing_core.vae_file import load_vae_encoder
 
 STATE_NAME = "train_state.safetensors"
 RUN_NAME = "run.json"
+DEFAULT_RESOLUTION = (512, 512)
 
 
 class TrainError(ValueError):
@@ -51,7 +52,7 @@ class RunSpec:
     checkpoint: Path | None = None  # the SD checkpoint whose VAE encodes an image folder
     text_encoder: Path | None = None  # default: the checkpoint, else a text encoder bundled in --init
     tokenizer: Path | None = None  # default: ClipTokenizer.find()
-    resolution: tuple[int, int] = (512, 512)  # width, height of an image folder's crops
+    resolution: tuple[int, int] | None = None  # width, height of an image folder's crops (default 512 × 512)
     name: str = "singdiffusion"
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(steps=1000, lr=1e-4))
     batch_size: int = 8
@@ -90,13 +91,18 @@ def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO) -> LatentD
                 "(or encode it once with `python -m sing_core encode` and pass the latents file)"
             )
         vae = load_vae_encoder(spec.checkpoint, device)
-        width, height = spec.resolution
+        width, height = spec.resolution or DEFAULT_RESOLUTION
         bar = ProgressLine("encode", stream)
         dataset = encode_image_folder(
             spec.data, vae, width, height, workers=spec.workers, vae_name=spec.checkpoint.name, on_progress=bar.update
         )
         bar.close()
         return dataset
+    if spec.resolution is not None:
+        raise TrainError(
+            f"--resolution applies to image folders; {spec.data} holds latents encoded already (re-encode the images "
+            "at another resolution with `python -m sing_core encode`)"
+        )
     dataset = load_latents(spec.data)
     scale = dataset.info.get("scale_factor")
     try:

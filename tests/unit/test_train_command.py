@@ -120,8 +120,8 @@ def test_image_folder_encode_then_train_matches_training_from_the_folder(tmp_pat
     assert pixels[1].min() == 1  # white
     torch.testing.assert_close(dataset.latents, vae.encode(pixels), rtol=0, atol=0)
 
-    common = ("--config", small_config, "--steps", 3, "--batch-size", 4, "--resolution", 64, "--bundle-text-encoder")
-    assert train(images, tmp_path / "from-images", "--checkpoint", checkpoint, *common) == 0
+    common = ("--config", small_config, "--steps", 3, "--batch-size", 4, "--bundle-text-encoder")
+    assert train(images, tmp_path / "from-images", "--checkpoint", checkpoint, "--resolution", 64, *common) == 0
     assert train(encoded, tmp_path / "from-latents", "--text-encoder", checkpoint, *common) == 0
     a, b = (module_tensors(tmp_path / run / "singdiffusion.safetensors") for run in ("from-images", "from-latents"))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -109,6 +109,9 @@ def test_bad_latents_files(tmp_path, checkpoint, capsys):
     assert "sing_core encode" in err
 
     assert "no such file" in train(capsys, tmp_path / "missing.safetensors", tmp_path / "run", *common)
+    fine = write_latents(tmp_path / "fine.safetensors", count=6)
+    err = train(capsys, fine, tmp_path / "run", *common, "--resolution", 64)
+    assert "--resolution applies to image folders" in err
 
 
 def test_text_encoder_problems(tmp_path, checkpoint, latents, capsys):
