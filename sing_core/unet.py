@@ -26,6 +26,23 @@ def _silu(x: torch.Tensor) -> torch.Tensor:
     return F.silu(x, inplace=not torch.is_grad_enabled())
 
 
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, H·W, C]; free for channels-last tensors, one copy otherwise."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def _conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 convolution as the matrix product it is (torch's CPU conv falls back to a slow kernel for 1×1).
+
+    Keeps x's memory format: W·x per image for NCHW, a linear over the channel axis for channels-last.
+    """
+    weight = conv.weight.flatten(1)
+    if x.is_contiguous():
+        out = torch.baddbmm(conv.bias.view(1, -1, 1), weight.expand(x.shape[0], -1, -1), x.flatten(2))
+        return out.view(x.shape[0], -1, *x.shape[2:])
+    return F.linear(x.permute(0, 2, 3, 1), weight, conv.bias).permute(0, 3, 1, 2)
+
+
 class ResnetBlock(nn.Module):
     """ResnetBlock2D with time_emb_proj = None, time_embedding_norm = None (no temb, no scale-shift)."""
 
@@ -40,7 +57,7 @@ class ResnetBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(_silu(self.norm1(x)))
         h = self.conv2(_silu(self.norm2(h)))
-        return h.add_(x if self.conv_shortcut is None else self.conv_shortcut(x))
+        return h.add_(x if self.conv_shortcut is None else _conv1x1(self.conv_shortcut, x))
 
 
 class Attention(nn.Module):
@@ -112,9 +129,9 @@ class SpatialTransformer(nn.Module):
 
     def __init__(self, channels: int, heads: int, layers: int, config: UNetConfig):
         super().__init__()
-        self.linear = config.use_linear_projection
         self.norm = nn.GroupNorm(config.norm_num_groups, channels, eps=1e-6)
-        project = (lambda: nn.Linear(channels, channels)) if self.linear else (lambda: nn.Conv2d(channels, channels, 1))
+        linear = config.use_linear_projection
+        project = (lambda: nn.Linear(channels, channels)) if linear else (lambda: nn.Conv2d(channels, channels, 1))
         self.proj_in = project()
         context_dim, upcast = config.cross_attention_dim, config.upcast_attention
         self.transformer_blocks = nn.ModuleList(
@@ -124,18 +141,12 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        h = self.norm(x)
-        if self.linear:
-            h = self.proj_in(h.permute(0, 2, 3, 1).reshape(B, H * W, C))
-        else:
-            h = self.proj_in(h).permute(0, 2, 3, 1).reshape(B, H * W, C)
+        # proj_in/proj_out are Linear (SD-2) or 1×1 Conv2d (SD-1): the same map on tokens, applied as a linear.
+        h = F.linear(_tokens(self.norm(x)), self.proj_in.weight.flatten(1), self.proj_in.bias)
         for block in self.transformer_blocks:
             h = block(h, context)
-        if self.linear:
-            h = self.proj_out(h).reshape(B, H, W, C).permute(0, 3, 1, 2)
-        else:
-            h = self.proj_out(h.reshape(B, H, W, C).permute(0, 3, 1, 2).contiguous())
-        return x + h  # x first: the sum takes x's (contiguous) layout
+        h = F.linear(h, self.proj_out.weight.flatten(1), self.proj_out.bias)
+        return x + h.view(B, H, W, C).permute(0, 3, 1, 2)  # x first: the sum takes x's memory format
 
 
 class Downsample(nn.Module):
@@ -298,7 +309,9 @@ class SingUNet(nn.Module):
         # resize to each skip connection's size instead of doubling (as diffusers does).
         factor = 2 ** (self.config.num_blocks - 1)
         exact_size = any(side % factor for side in x1.shape[-2:])
-        h = self.conv_in(x1)
+        # The activations follow the weights' memory format (module.to(memory_format=torch.channels_last) on CPU).
+        channels_last = self.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+        h = self.conv_in(x1.contiguous(memory_format=torch.channels_last) if channels_last else x1)
         skips = [h]
         for block in self.down_blocks:
             h, block_skips = block(h, encoder_hidden_states)
@@ -309,4 +322,4 @@ class SingUNet(nn.Module):
             del skips[-len(block.resnets) :]
             size = skips[-1].shape[-2:] if exact_size and block.upsamplers is not None else None
             h = block(h, block_skips, encoder_hidden_states, size)
-        return self.conv_out(_silu(self.conv_norm_out(h)))
+        return self.conv_out(_silu(self.conv_norm_out(h))).contiguous()

@@ -3,9 +3,15 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from unet_helpers import TINY, TINY_SD2, tiny_module
+from unet_helpers import TINY, TINY_SD2, tiny_module, torch_threads
 
 import sing_core.unet
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 @pytest.mark.parametrize("config", [TINY, TINY_SD2], ids=["sd1", "sd2"])
@@ -38,3 +44,17 @@ def test_upcast_attention_computes_attention_in_fp32(monkeypatch, config, attent
     assert out.dtype == torch.float16
     assert seen
     assert set(seen) == {attention_dtype}
+
+
+@pytest.mark.parametrize("config", [TINY, TINY_SD2], ids=["sd1", "sd2"])
+def test_channels_last_weights_give_the_same_result_in_nchw(config):
+    module = tiny_module(config)
+    g = torch.Generator().manual_seed(2)
+    x1, context = torch.randn(2, 4, 9, 12, generator=g), torch.randn(2, 7, 24, generator=g)
+    with torch.no_grad():
+        reference = module(x1, context)
+        module.to(memory_format=torch.channels_last)
+        assert module.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+        out = module(x1, context)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
