@@ -29,7 +29,8 @@ SD15 = {
 }
 
 MEMORY_NOTE = (
-    "peak memory: each model's first forward runs in its own fresh subprocess (same config, inputs, dtype). On CPU "
+    "peak memory: each model's first forward runs in its own fresh subprocess (same config, inputs, dtype), "
+    "--memory-runs times, alternating; the medians are shown. On CPU "
     "the kernel's peak-RSS mark (VmHWM) is reset through /proc/self/clear_refs just before the forward, so "
     "'forward' = peak RSS during the forward minus RSS before it: the activations and workspaces, free of import "
     "and weight-loading peaks and of the other model's allocations; 'weights' = RSS growth from building the model. "
@@ -44,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=2, help="batch size (2 = cond + uncond)")
     parser.add_argument("--size", type=int, default=64, help="latent side (64 = 512 px)")
     parser.add_argument("--tokens", type=int, default=77)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--memory-runs", type=int, default=3, help="fresh processes per model for peak memory")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--memory-probe", choices=["ours", "diffusers"], help=argparse.SUPPRESS)
 
@@ -85,16 +88,17 @@ def _forwards(ours, reference, x, context):
     return (lambda: ours(x, context)), (lambda: reference(x, timestep, context).sample)
 
 
-def _timed(fn, device) -> tuple[float, object]:
+def _timed(fn, device) -> tuple[float, float, object]:
+    """Wall seconds, process CPU seconds (all threads; less disturbed by other processes) and the output."""
     import torch
 
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, time.process_time() - cpu_start, out
 
 
 def _rss_kib(field: str) -> int:
@@ -112,6 +116,8 @@ def _memory_probe(args) -> int:
     from sing_core.config import UNetConfig
     from sing_core.unet import SingUNet
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     if args.memory_probe == "diffusers":
         _import_diffusers()  # imported before the baseline, like torch
@@ -144,16 +150,21 @@ def _memory_probe(args) -> int:
 
 
 def _measure_memory(args) -> dict[str, dict[str, int]]:
-    results = {}
-    for which in ("ours", "diffusers"):
-        command = [sys.executable, "-m", "sing_core", "bench", "unet", "--memory-probe", which]
-        for flag in ("device", "dtype", "batch", "size", "tokens"):
-            command += [f"--{flag}", str(getattr(args, flag))]
-        out = subprocess.run(command, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            raise RuntimeError(f"memory probe {which} failed:\n{out.stderr[-2000:]}")
-        results[which] = json.loads(out.stdout.strip().splitlines()[-1])
-    return results
+    """Median over --memory-runs fresh processes per model, alternating (the allocator's luck varies by run)."""
+    runs = {"ours": [], "diffusers": []}
+    for _ in range(args.memory_runs):
+        for which, results in runs.items():
+            command = [sys.executable, "-m", "sing_core", "bench", "unet", "--memory-probe", which]
+            for flag in ("device", "dtype", "batch", "size", "tokens", "threads"):
+                command += [f"--{flag}", str(getattr(args, flag))]
+            out = subprocess.run(command, capture_output=True, text=True, check=False)
+            if out.returncode != 0:
+                raise RuntimeError(f"memory probe {which} failed:\n{out.stderr[-2000:]}")
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {
+        which: {key: int(statistics.median(r[key] for r in results)) for key in results[0]}
+        for which, results in runs.items()
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     from sing_core.config import UNetConfig
     from sing_core.unet import SingUNet
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(
@@ -179,18 +192,31 @@ def run(args: argparse.Namespace) -> int:
     ours.eval()
     x, context = _inputs(args, dtype, device)
     run_ours, run_reference = _forwards(ours, reference, x, context)
-    times = {"ours": [], "diffusers": []}
+    wall = {"ours": [], "diffusers": []}
+    cpu = {"ours": [], "diffusers": []}
     with torch.inference_mode():
-        _, a = _timed(run_ours, device)  # warm-up (kernel selection, caches), untimed
-        _, b = _timed(run_reference, device)
+        a = _timed(run_ours, device)[2]  # warm-up (kernel selection, caches), untimed
+        b = _timed(run_reference, device)[2]
         diff = (a.float() - b.float()).abs().max().item()
+        del a, b
         for _ in range(args.repeats):
-            times["ours"].append(_timed(run_ours, device)[0])
-            times["diffusers"].append(_timed(run_reference, device)[0])
-    ratios = [o / d for o, d in zip(times["ours"], times["diffusers"], strict=True)]
-    for name, values in times.items():
-        print(f"  {name:<10} median {statistics.median(values):8.3f} s   runs {', '.join(f'{t:.3f}' for t in values)}")
-    print(f"  time ratio ours/diffusers (median of {args.repeats} A-B pairs): {statistics.median(ratios):.3f}")
+            for name, fn in (("ours", run_ours), ("diffusers", run_reference)):
+                seconds, cpu_seconds, _ = _timed(fn, device)
+                wall[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+    for name, values in wall.items():
+        runs = ", ".join(f"{t:.3f}" for t in values)
+        cpu_median = statistics.median(cpu[name])
+        print(
+            f"  {name:<10} median {statistics.median(values):8.3f} s   runs {runs}   (process CPU {cpu_median:.2f} s)"
+        )
+
+    def median_ratio(times):
+        return statistics.median(o / d for o, d in zip(times["ours"], times["diffusers"], strict=True))
+
+    print(f"  time ratio ours/diffusers (median of {args.repeats} A-B pairs): {median_ratio(wall):.3f}")
+    if device.type == "cpu":
+        print(f"  process CPU-time ratio ours/diffusers: {median_ratio(cpu):.3f}")
     print(f"  max |ours - diffusers| on the output: {diff:.3g}")
     if not args.no_memory:
         del reference, ours, state
