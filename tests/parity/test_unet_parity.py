@@ -54,6 +54,15 @@ CONFIGS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny models gain nothing from a second thread, which on a busy machine only waits at every op's barrier.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def remove_time(model):
     """The reference's get_rid_of_time."""
     for module in model.modules():

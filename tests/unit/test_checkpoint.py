@@ -9,10 +9,16 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from unet_helpers import TINY, TINY_SD2, tiny_module, unet_state, write_release
+from unet_helpers import TINY, TINY_SD2, tiny_module, torch_threads, unet_state, write_release
 
 import sing_core.checkpoint
 from sing_core import CheckpointError, describe, load_module, save_module, short_hash
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

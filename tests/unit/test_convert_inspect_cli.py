@@ -5,10 +5,16 @@ import hashlib
 import pytest
 import torch
 from safetensors import safe_open
-from unet_helpers import TINY, tiny_module, unet_state, write_release
+from unet_helpers import TINY, tiny_module, torch_threads, unet_state, write_release
 
 from sing_core import load_module
 from sing_core.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 def digests(folder):

@@ -2,9 +2,15 @@
 
 import pytest
 import torch
-from unet_helpers import TINY, tiny_module
+from unet_helpers import TINY, tiny_module, torch_threads
 
 from sing_core import normalized_guidance
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Tiny module configs and release folders for the unit tests (no diffusers needed)."""
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -67,3 +68,14 @@ def write_release(
 
 def unet_state(module: SingModule) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in module.unet.state_dict().items()}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Tiny models gain nothing from a second thread, which on a busy machine only waits at every op's barrier."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
