@@ -87,7 +87,9 @@ def _check_finite(state: dict[str, torch.Tensor], where: str, fix: str) -> None:
             raise CheckpointError(f"{where}: tensor {key} contains NaN or inf; {fix}")
 
 
-def load_module(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+def load_module(
+    path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> SingModule:
     """A SingModule from a release folder or one of our .safetensors files, in eval mode on `device` in `dtype`."""
     if dtype not in LOAD_DTYPES:
         raise CheckpointError(f"load_module(dtype={dtype}): supported dtypes are float32, float16 and bfloat16")
