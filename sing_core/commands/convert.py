@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,21 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sing_core.checkpoint import load_module, save_module
     from sing_core.config import ConfigError
+    from sing_core.convert import convert_module
     from sing_core.weights import CheckpointError, resolve
 
-    dst = Path(args.dst)
     try:
-        if dst.suffix != ".safetensors":
-            raise CheckpointError(f"{dst}: the output must be a .safetensors file")
         source = resolve(args.src)
-        if dst.exists() and dst.resolve() in (source.weights.resolve(), source.path.resolve()):
-            raise CheckpointError(f"{dst}: that is the source itself; the source is never overwritten")
-        if dst.exists() and not args.force:
-            raise CheckpointError(f"{dst}: already exists; pass --force to overwrite it")
-        module = load_module(source.path)  # validates every key, shape and value
-        save_module(module, None, dst, half=args.half)
+        dst = convert_module(source.path, args.dst, half=args.half, overwrite=args.force)
     except (CheckpointError, ConfigError) as error:
         print(f"convert: {error}", file=sys.stderr)
         return 1
