@@ -5,7 +5,7 @@ Only glue lives here; the math is sing_core's, the webui specifics are sing_webu
 
 from modules import script_callbacks, scripts
 
-from sing_webui import hook, options, ui
+from sing_webui import api_args, hook, options, routes, ui, xyz
 
 
 class SingDiffusionScript(scripts.Script):
@@ -29,3 +29,6 @@ class SingDiffusionScript(scripts.Script):
 
 
 script_callbacks.on_ui_settings(options.on_ui_settings)
+script_callbacks.on_before_ui(xyz.register)
+script_callbacks.on_app_started(routes.register)
+api_args.patch()

@@ -14,12 +14,12 @@ import time
 import torch
 from modules.processing import StableDiffusionProcessingImg2Img
 
-from sing_core.args import ArgsError, SingArgs, infotext_params
+from sing_core.args import FIELD_BY_KEY, ArgsError, SingArgs, check_value, infotext_params
 from sing_core.compose import composable_x0
 from sing_core.library import ModuleEntry, UnknownModuleError
 from sing_core.module import SingModule
 from sing_core.start import ddim_start, unit_noise_start
-from sing_webui import host, options, prompts, runtime
+from sing_webui import host, options, presets, prompts, runtime
 from sing_webui.failure import SingDiffusionError, fail_request
 
 PLAN_ATTR = "_singdiffusion_plan"
@@ -48,10 +48,10 @@ class Plan:
 
 
 def effective_args(p, script_args) -> SingArgs:
-    """Script args, then X/Y/Z plot values (p.singdiffusion_<key>)."""
-    args = SingArgs.from_script_args(script_args)
-    overrides = {key: getattr(p, f"singdiffusion_{key}") for key in ("enabled", "module", "guidance_scale")
-                 if hasattr(p, f"singdiffusion_{key}")}
+    """Script args, then the checkpoint's preset where they follow it, then X/Y/Z values (p.singdiffusion_<key>)."""
+    args = presets.apply(p, SingArgs.from_script_args(script_args))
+    overrides = {key: check_value(FIELD_BY_KEY[key], getattr(p, f"singdiffusion_{key}"), "the X/Y/Z plot")
+                 for key in ("enabled", "module", "guidance_scale") if hasattr(p, f"singdiffusion_{key}")}
     return args.replace(**overrides) if overrides else args
 
 

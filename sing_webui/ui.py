@@ -9,8 +9,8 @@ import gradio as gr
 from modules.ui_common import create_refresh_button
 from modules.ui_components import FormRow, InputAccordion
 
-from sing_core.args import FIELDS, from_infotext, split_module_label
-from sing_webui import options
+from sing_core.args import FIELDS, PRESET_KEYS, from_infotext, split_module_label
+from sing_webui import modules_ui, options, preset_ui
 
 
 def module_choices() -> dict:
@@ -51,9 +51,23 @@ def build(script, is_img2img: bool) -> list:
                                    value=field["text_source"].default, elem_id=script.elem_id("text_source"))
             follow_preset = gr.Checkbox(label=field["follow_preset"].label, value=field["follow_preset"].default,
                                         elem_id=script.elem_id("follow_preset"))
+        with FormRow():
+            save = gr.Button("Save as preset for this checkpoint", size="sm", elem_id=script.elem_id("save_preset"))
+            preset_status = gr.HTML(elem_id=script.elem_id("preset_status"))
+        modules_ui.build(script, module)
+        # Pressed by javascript/singdiffusion.js when the checkpoint changes; the textbox carries its title.
+        load = gr.Button(visible=False, elem_id=script.elem_id("load_preset"))
+        checkpoint = gr.Textbox(visible=False, elem_id=script.elem_id("checkpoint"))
 
     components = {"enabled": enabled, "module": module, "guidance_scale": guidance_scale,
                   "text_source": text_source, "follow_preset": follow_preset}
+    values = [components[key] for key in PRESET_KEYS]
+    save.click(fn=preset_ui.save, _js=preset_ui.WITH_CHECKPOINT, inputs=[*values, checkpoint],
+               outputs=[preset_status, follow_preset])
+    load.click(fn=preset_ui.load(components), _js=preset_ui.WITH_CHECKPOINT, inputs=[follow_preset, checkpoint],
+               outputs=[*values, preset_status], show_progress=False)
+    follow_preset.change(fn=None, _js="singdiffusionFollowStatus", inputs=[follow_preset, preset_status],
+                         outputs=[preset_status], show_progress=False)
     script.infotext_fields = [(components["module"], infotext_module)] + [
         (components[key], lambda params, key=key: from_infotext(params).get(key))
         for key in components if key != "module"

@@ -1,0 +1,103 @@
+// SingDiffusion panel: hints on its controls, and presets that follow the checkpoint.
+//
+// While "follow the preset" is on, the panel shows the values a generation will use: when the page's checkpoint
+// changes (and once at load) the hidden "load preset" button of each tab is pressed; its Python handler answers
+// with the checkpoint's preset, or the panel's defaults where none is saved. Editing a value by hand switches
+// following off, so what is shown is what is used. Only trusted (user) events count: the webui's own scripts
+// and Gradio's updates change the same inputs programmatically.
+
+(function() {
+    // Shown by hints.js as tooltips on elements whose text matches a key; keys other extensions set first win.
+    var hints = {
+        "SingDiffusion": "Replace the Gaussian start of sampling with the module's DDIM step.",
+        "Module": "A module in models/SingDiffusion; empty: the default from Settings.",
+        "Module guidance": "Normalized CFG of the module; 0 follows the CFG scale, ≤ 1 uses the prompt alone.",
+        "Text encoder": "module: SD-1.5's CLIP-L on the plain prompt (as trained); host: the checkpoint's own conditioning (emphasis, embeddings); auto: host on SD-1 at CLIP skip 1, else module.",
+        "Follow the preset for this checkpoint": "Use the values saved for the checkpoint in use, if any.",
+        "Save as preset for this checkpoint": "Save these values for the checkpoint in use; following switches on. A preset cannot enable SingDiffusion on a checkpoint the module cannot serve.",
+        "Modules": "The installed modules: hash, latent channels, cross-attention width, size; convert a release folder's .bin to .safetensors.",
+        "Convert .bin to .safetensors": "Writes diffusion_pytorch_model.safetensors into the release folder (atomic); the .bin is kept and the module keeps its name.",
+    };
+    if (typeof titles !== "undefined") {
+        for (var key in hints) {
+            if (!(key in titles)) titles[key] = hints[key]; /*global titles*/
+        }
+    }
+})();
+
+var singdiffusionTabs = ["txt2img", "img2img"];
+var singdiffusionShownCheckpoint = null;
+
+function singdiffusionCheckpoint() {
+    return (typeof opts !== "undefined" && opts.sd_model_checkpoint) || ""; /*global opts*/
+}
+
+// _js of the preset handlers: the last input becomes the title of the checkpoint the page shows.
+function singdiffusionWithCheckpoint() {
+    var args = Array.from(arguments);
+    args[args.length - 1] = singdiffusionCheckpoint();
+    return args;
+}
+
+// The status line beside "save" says what the panel follows; once following is off, it says nothing.
+function singdiffusionFollowStatus(follow, status) {
+    return follow ? status : "";
+}
+
+function singdiffusionLoadPreset(tab) {
+    var button = gradioApp().getElementById("script_" + tab + "_singdiffusion_load_preset");
+    if (button) button.click();
+}
+
+onOptionsChanged(function() {
+    var checkpoint = singdiffusionCheckpoint();
+    if (!checkpoint || checkpoint === singdiffusionShownCheckpoint) return;
+    singdiffusionShownCheckpoint = checkpoint;
+    singdiffusionTabs.forEach(singdiffusionLoadPreset);
+});
+
+function singdiffusionWatchPanel(tab) {
+    var panel = gradioApp().getElementById("script_" + tab + "_singdiffusion_enabled");
+    var follow = gradioApp().querySelector("#script_" + tab + "_singdiffusion_follow_preset input");
+    var modules = gradioApp().getElementById("script_" + tab + "_singdiffusion_modules");
+    if (!panel || !follow) return;
+    var notEdits = ["follow_preset", "modules", "checkpoint"].map(function(id) {
+        return "#script_" + tab + "_singdiffusion_" + id;
+    });
+
+    var byHand = function(event) {
+        if (!event.isTrusted || !follow.checked) return;
+        if (notEdits.some(function(selector) {
+            return event.target.closest(selector);
+        })) return;
+        follow.checked = false;
+        updateInput(follow);
+    };
+    panel.addEventListener("input", byHand, true);
+    panel.addEventListener("change", byHand, true);
+    // Picking from the module list, and opening or closing the panel (which is "enabled"), are edits too.
+    panel.addEventListener("mousedown", function(event) {
+        if (event.target.closest("ul.options li")) byHand(event);
+    }, true);
+    panel.querySelector(".label-wrap").addEventListener("click", byHand, true);
+
+    // Switching following on by hand shows the preset at once.
+    follow.addEventListener("change", function(event) {
+        if (event.isTrusted && follow.checked) singdiffusionLoadPreset(tab);
+    });
+
+    // The module table reads every module's header and hash: only when first opened.
+    if (modules) {
+        var listed = false;
+        modules.querySelector(".label-wrap").addEventListener("click", function() {
+            if (listed) return;
+            listed = true;
+            var refresh = gradioApp().getElementById("script_" + tab + "_singdiffusion_modules_refresh");
+            if (refresh) refresh.click();
+        });
+    }
+}
+
+onUiLoaded(function() {
+    singdiffusionTabs.forEach(singdiffusionWatchPanel);
+});
