@@ -161,7 +161,9 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
         x.copy_(unit_noise_start(x0_hat, x1.float(), point.sigma, sgm_noise_multiplier=point.scaling == "sgm"))
 
     plan.done.add(p.iteration)
-    p.extra_generation_params.update(infotext_params(plan.label, plan.guidance_scale, plan.args.text_source))
+    # A new dict: the X/Y/Z plot's cells share one (a shallow copy of p), so an update would leak into later cells.
+    p.extra_generation_params = {**p.extra_generation_params,
+                                 **infotext_params(plan.label, plan.guidance_scale, plan.args.text_source)}
     if options.opt("timings"):
         where = f"t0 = {point.timestep}" if point.timestep is not None else f"σ0 = {point.sigma:.4g}"
         print(f"SingDiffusion: {plan.label} on {x.shape[0]} latents ({plan.text_source} text, {where}, "
