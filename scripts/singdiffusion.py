@@ -31,4 +31,5 @@ class SingDiffusionScript(scripts.Script):
 script_callbacks.on_ui_settings(options.on_ui_settings)
 script_callbacks.on_before_ui(xyz.register)
 script_callbacks.on_app_started(routes.register)
-api_args.patch()
+# After the API exists: importing modules.api earlier would freeze /sdapi/v1/options before extensions add settings.
+script_callbacks.on_app_started(api_args.on_app_started)

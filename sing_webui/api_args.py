@@ -66,8 +66,15 @@ def our_script(script_runner):
     return next((s for s in script_runner.alwayson_scripts if s.title().lower() == TITLE), None)
 
 
+def on_app_started(_demo, _app) -> None:
+    patch()
+
+
 def patch() -> None:
-    """Wrap modules.api.api.Api.init_script_args once (script files are re-run on UI reload; this is not)."""
+    """Wrap modules.api.api.Api.init_script_args once (it is called again on every UI reload).
+
+    Not at import: modules.api.models builds the /sdapi/v1/options response model from the settings known when it
+    is first imported, so importing it before the UI is built would hide every extension's settings there."""
     try:
         from modules.api.api import Api
     except ImportError as error:
