@@ -8,15 +8,14 @@
 
 (function() {
     // Shown by hints.js as tooltips on elements whose text matches a key; keys other extensions set first win.
+    // (Buttons get theirs from Python's tooltip=: Gradio puts a space before a button's text.)
     var hints = {
         "SingDiffusion": "Replace the Gaussian start of sampling with the module's DDIM step.",
         "Module": "A module in models/SingDiffusion; empty: the default from Settings.",
         "Module guidance": "Normalized CFG of the module; 0 follows the CFG scale, ≤ 1 uses the prompt alone.",
         "Text encoder": "module: SD-1.5's CLIP-L on the plain prompt (as trained); host: the checkpoint's own conditioning (emphasis, embeddings); auto: host on SD-1 at CLIP skip 1, else module.",
         "Follow the preset for this checkpoint": "Use the values saved for the checkpoint in use, if any.",
-        "Save as preset for this checkpoint": "Save these values for the checkpoint in use; following switches on. A preset cannot enable SingDiffusion on a checkpoint the module cannot serve.",
         "Modules": "The installed modules: hash, latent channels, cross-attention width, size; convert a release folder's .bin to .safetensors.",
-        "Convert .bin to .safetensors": "Writes diffusion_pytorch_model.safetensors into the release folder (atomic); the .bin is kept and the module keeps its name.",
     };
     if (typeof titles !== "undefined") {
         for (var key in hints) {

@@ -64,8 +64,11 @@ def build(script, module_dropdown) -> None:
         with FormRow():
             to_convert = gr.Dropdown(label="Release folder to convert", choices=module_list.convertible_names(),
                                      elem_id=script.elem_id("convert_choice"))
-            convert_button = gr.Button("Convert .bin to .safetensors", size="sm", elem_id=script.elem_id("convert"))
-            refresh_button = ToolButton(REFRESH, elem_id=script.elem_id("modules_refresh"))
+            convert_button = gr.Button("Convert .bin to .safetensors", size="sm", elem_id=script.elem_id("convert"),
+                                       tooltip="Writes diffusion_pytorch_model.safetensors into the release folder "
+                                               "(atomic); the .bin is kept and the module keeps its name.")
+            refresh_button = ToolButton(REFRESH, elem_id=script.elem_id("modules_refresh"),
+                                        tooltip="Rescan the module folders and read each module's header")
         result = gr.HTML(elem_id=script.elem_id("convert_status"))
     outputs = [table, to_convert, module_dropdown, result]
     refresh_button.click(fn=refresh, outputs=outputs)

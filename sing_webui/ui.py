@@ -52,7 +52,9 @@ def build(script, is_img2img: bool) -> list:
             follow_preset = gr.Checkbox(label=field["follow_preset"].label, value=field["follow_preset"].default,
                                         elem_id=script.elem_id("follow_preset"))
         with FormRow():
-            save = gr.Button("Save as preset for this checkpoint", size="sm", elem_id=script.elem_id("save_preset"))
+            save = gr.Button("Save as preset for this checkpoint", size="sm", elem_id=script.elem_id("save_preset"),
+                             tooltip="Save these values for the checkpoint in use; following switches on. A preset "
+                                     "cannot enable SingDiffusion on a checkpoint the module cannot serve.")
             preset_status = gr.HTML(elem_id=script.elem_id("preset_status"))
         modules_ui.build(script, module)
         # Pressed by javascript/singdiffusion.js when the checkpoint changes; the textbox carries its title.

@@ -19,7 +19,5 @@ def test_every_field_has_its_help_as_hint():
     assert {field.label: hints().get(field.label) for field in FIELDS} == {field.label: field.help for field in FIELDS}
 
 
-def test_the_preset_and_module_buttons_have_hints():
-    found = hints()
-    for label in ("Save as preset for this checkpoint", "Modules", "Convert .bin to .safetensors"):
-        assert found.get(label), label
+def test_the_modules_accordion_has_a_hint():
+    assert "convert" in hints()["Modules"]
