@@ -107,7 +107,7 @@ def on_ui_settings() -> None:
         "singdiffusion_default_module", "Default module", gr.Dropdown,
         lambda: {"choices": library().names()}, refresh=refresh_library,
     ).info(f"modules in models/SingDiffusion{' and ' + os.fspath(module_roots()[1]) if len(module_roots()) > 1 else ''}"
-           "; used when a generation names none"))
+           "; used when a generation names none (empty: the first installed)"))
     add("singdiffusion_clip_l", option(
         "singdiffusion_clip_l", "CLIP-L text encoder file", gr.Dropdown,
         lambda: {"choices": [CLIP_AUTO, *clip_l_files()]}, refresh=lambda: None,
