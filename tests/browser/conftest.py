@@ -1,0 +1,73 @@
+"""Browser tier: the live webui (tests/live's fixtures) driven in Debian's headless Chromium through chromedriver.
+
+Tests marked `browser` are skipped at collection, with the reason shown, where WEBUI_DIR is unset or Chromium or
+chromedriver is missing. SCREENSHOT_DIR (default: the session folder) receives the screenshots; the README's come
+from `SCREENSHOT_DIR=docs`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BROWSER_DIR = Path(__file__).resolve().parent
+LIVE_DIR = BROWSER_DIR.parent / "live"
+sys.path.insert(0, str(BROWSER_DIR))
+
+from webdriver import Browser, missing  # noqa: E402
+
+# The live tier's fixtures (server, client, tiny checkpoints and modules), shared rather than copied.
+_spec = importlib.util.spec_from_file_location("singdiffusion_live_conftest", LIVE_DIR / "conftest.py")
+live = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = live  # dataclasses look their module up there
+_spec.loader.exec_module(live)
+for _name in ("webui_install", "live_dir", "data_dir", "build_host_checkpoint", "host_checkpoint", "build_sing_module",
+              "sing_module", "extension_link", "probe_link", "extra_module_dir", "webui_server", "webui", "webui_log"):
+    globals()[_name] = getattr(live, _name)
+
+UI_TIMEOUT = 120.0
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = None
+    if not os.environ.get("WEBUI_DIR"):
+        reason = live.SKIP_REASON
+    elif missing():
+        reason = f"the browser tier needs headless Chromium: {missing()}"
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(live_dir) -> Path:
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or live_dir / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def browser(live_dir, webui_server):
+    chromium = Browser(live_dir / "chromedriver.log")
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(browser, webui_server):
+    """The webui freshly loaded, its scripts run and its options known to the page."""
+    browser.open(webui_server.url)
+    browser.wait_for("return typeof opts !== 'undefined' && Object.keys(opts).length > 0 && "
+                     "!!gradioApp().querySelector('#script_txt2img_singdiffusion_enabled .label-wrap') && "
+                     "!!gradioApp().querySelector('#script_txt2img_singdiffusion_enabled-visible-checkbox')",
+                     timeout=UI_TIMEOUT, what="the webui page with the SingDiffusion panel")
+    time.sleep(1.0)  # the first preset load (onOptionsChanged) answers right after
+    return browser
