@@ -144,3 +144,17 @@ def test_a_preset_cannot_enable_the_module_on_a_checkpoint_it_cannot_serve(webui
     assert "Save it with enabled false" in refused.value.body["detail"]
     saved = webui.request("PUT", f"{API}/presets/{odd.name}", {"enabled": False, "guidance_scale": 2.0})
     assert saved["checkpoint"].startswith("tiny-sd1-c8.safetensors [")
+
+
+def test_a_corrupt_presets_file_is_moved_aside_and_reported(webui, data_dir, host_checkpoint, no_presets):
+    presets_file = data_dir / "singdiffusion_presets.json"
+    presets_file.write_text('{"version": 1, "presets": {"x": {"enabled": "yes"}}}')
+    listing = webui.get(f"{API}/presets")
+    assert listing["presets"] == {}
+    assert any("could not be read" in warning and "moved to" in warning for warning in listing["warnings"])
+    aside = list(data_dir.glob("singdiffusion_presets.json.corrupt-*"))
+    assert len(aside) == 1
+    assert aside[0].read_text() == '{"version": 1, "presets": {"x": {"enabled": "yes"}}}'
+    aside[0].unlink()
+    off = webui.txt2img(seed=6)  # generations go on without presets
+    assert "SingDiffusion" not in off.info["infotexts"][0]
