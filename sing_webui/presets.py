@@ -129,7 +129,7 @@ def save(checkpoint: str, values: dict[str, Any]) -> Preset:
     info = checkpoint_info(checkpoint)
     if info is None:
         raise NotFoundError(f"no checkpoint {checkpoint!r}; give a title, file name or hash as listed by "
-                                 "/sdapi/v1/sd-models (refresh checkpoints after copying one in)")
+                            "/sdapi/v1/sd-models (refresh checkpoints after copying one in)")
     info.calculate_shorthash()  # the key is the title with its hash, as the dropdown shows it once loaded
     checked = SingArgs.from_dict(values, source=f"the preset for {info.title!r}", allowed=PRESET_KEYS)
     if checked.module or checked.enabled:
@@ -145,11 +145,13 @@ def save(checkpoint: str, values: dict[str, Any]) -> Preset:
 def delete(checkpoint: str) -> str:
     """Remove the preset saved under `checkpoint` (a stored title, or any name of the checkpoint); its title."""
     titles = store().all()
-    info = checkpoint_info(checkpoint)
-    title = checkpoint if checkpoint in titles else (find(info).checkpoint if info and find(info) else None)
+    title = checkpoint if checkpoint in titles else None
+    info = checkpoint_info(checkpoint) if title is None else None
+    found = find(info) if info is not None else None
+    title = found.checkpoint if found is not None else title
     if title is None or not store().delete(title):
         raise NotFoundError(f"no SingDiffusion preset is saved for {checkpoint!r}; saved: "
-                                 f"{', '.join(titles) or 'none'}")
+                            f"{', '.join(titles) or 'none'}")
     return title
 
 
