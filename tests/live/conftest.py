@@ -191,16 +191,7 @@ def probe_link(data_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def extra_module_dir(live_dir) -> Path:
-    """The folder given to the webui with --singdiffusion-dir (searched after models/SingDiffusion); empty at start."""
-    folder = live_dir / "extra-modules"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def webui_server(webui_install, data_dir, extension_link, probe_link, host_checkpoint, sing_module, text_sing_module,
-                 extra_module_dir):
+def webui_server(webui_install, data_dir, extension_link, probe_link, host_checkpoint, sing_module, text_sing_module):
     """A running webui with this checkout linked in as an extension; stopped at the end of the session."""
     server = WebuiServer(
         webui_dir=webui_install.root,
@@ -208,7 +199,6 @@ def webui_server(webui_install, data_dir, extension_link, probe_link, host_check
         data_dir=data_dir,
         checkpoint=host_checkpoint.path,
         log_path=data_dir.parent / "webui.log",
-        extra_args=("--singdiffusion-dir", str(extra_module_dir)),
     )
     try:
         server.start(START_TIMEOUT)

@@ -9,7 +9,8 @@ import urllib.parse
 
 import pytest
 from tiny_sing_module import write_tiny_sing_module
-from webui_client import WebuiApiError
+from webui_client import WebuiApiError, WebuiClient
+from webui_server import WebuiServer
 
 from sing_core.args import json_schema
 
@@ -51,16 +52,45 @@ def test_modules_lists_name_hash_widths_path_and_size(webui, sing_module):
     assert "/" not in row["name"]
 
 
-def test_refresh_finds_modules_copied_in_while_running_in_both_folders(webui, data_dir, sing_module,
-                                                                        extra_module_dir):
+def test_refresh_finds_modules_copied_in_while_running(webui, data_dir, sing_module):
     shutil.copytree(sing_module.folder, data_dir / "models" / "SingDiffusion" / "sub" / "copied-in")
-    write_tiny_sing_module(extra_module_dir / "extra-one", seed=3)
     assert "copied-in" not in modules_by_name(webui.get(f"{API}/modules"))  # the list is cached until a refresh
     rows = modules_by_name(webui.post(f"{API}/refresh"))
     assert rows["copied-in"]["path"] == "sub/copied-in"
     assert rows["copied-in"]["hash"] == rows[sing_module.name]["hash"]
-    assert (rows["extra-one"]["folder"], rows["extra-one"]["path"]) == ("--singdiffusion-dir", "extra-one")
     assert modules_by_name(webui.get(f"{API}/modules")).keys() == rows.keys()
+
+
+def test_the_singdiffusion_dir_flag_adds_a_module_folder(webui_install, host_checkpoint, sing_module, live_dir,
+                                                         extension_link):
+    """A webui of its own (the session's runs without the flag): modules from --singdiffusion-dir are listed, found
+    by refresh, and used."""
+    data, extra = live_dir / "extra-dir", live_dir / "extra-modules"
+    models = data / "models"
+    (models / "Stable-diffusion").mkdir(parents=True)
+    for file in host_checkpoint.path.parent.glob(f"{host_checkpoint.name}*"):
+        (models / "Stable-diffusion" / file.name).symlink_to(file)
+    shutil.copytree(sing_module.folder, models / "SingDiffusion" / sing_module.name)
+    (data / "extensions").mkdir()
+    (data / "extensions" / extension_link.name).symlink_to(extension_link.resolve(), target_is_directory=True)
+    write_tiny_sing_module(extra / "extra-one", seed=3)
+    write_tiny_sing_module(extra / sing_module.name, seed=4)  # same name: the models folder wins
+    server = WebuiServer(webui_dir=webui_install.root, python=webui_install.python, data_dir=data,
+                         checkpoint=models / "Stable-diffusion" / host_checkpoint.path.name,
+                         log_path=live_dir / "extra-dir.log", extra_args=("--singdiffusion-dir", str(extra)))
+    try:
+        server.start(240)
+        client = WebuiClient(server.url)
+        rows = modules_by_name(client.get(f"{API}/modules"))
+        assert (rows["extra-one"]["folder"], rows["extra-one"]["path"]) == ("--singdiffusion-dir", "extra-one")
+        assert rows[sing_module.name]["folder"] == "models/SingDiffusion"
+        write_tiny_sing_module(extra / "sub" / "extra-two", seed=5)
+        assert modules_by_name(client.post(f"{API}/refresh"))["extra-two"]["path"] == "sub/extra-two"
+        used = client.txt2img(seed=9, alwayson_scripts={"SingDiffusion": {"args": [True, "extra-two"]}})
+        assert "SingDiffusion: extra-two [" in used.info["infotexts"][0]
+        assert "a module named 'tiny-sing' was found first" in server.log_text()
+    finally:
+        server.stop()
 
 
 def test_convert_writes_safetensors_beside_the_kept_bin(webui, build_sing_module):
