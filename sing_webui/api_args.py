@@ -40,12 +40,12 @@ def request_args(request) -> list | None:
 
 def check(args) -> SingArgs:
     """The request's args, types and module name checked (the module is looked up only when enabled)."""
-    from sing_webui import presets
+    from sing_webui import hook  # the generation's own lookup, so the request gets the message it would get later
 
     try:
         checked = SingArgs.check_request_args(args)
         if checked.enabled:
-            presets.find_entry(checked.module)
+            hook.resolve_entry(checked.module)
     except (ArgsError, UnknownModuleError) as error:
         raise SingDiffusionError(str(error)) from error
     return checked
