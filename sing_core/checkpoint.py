@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from sing_core.weights import (
     read_unet_tensors,
     resolve,
     short_hash,
+    write_safetensors_atomically,
 )
 
 LOAD_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -168,7 +168,7 @@ def save_module(
         _check_finite(tensors, f"save_module({path}, half=True)", "it overflows float16; save in the original dtype")
     else:
         _check_finite(tensors, f"save_module({path})", "the weights are broken; nothing was written")
-    _write_atomically(_unshared(tensors), metadata, path)
+    write_safetensors_atomically(_unshared(tensors), metadata, path)
     return path
 
 
@@ -181,24 +181,6 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[key] = tensor.clone() if ptr in seen else tensor
         seen.add(ptr)
     return out
-
-
-def _write_atomically(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        tmp.chmod(path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp made it private (0600)
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())  # the data is on disk before the name points at it
-        tmp.replace(path)  # atomic: readers see the old file or the new one, never a partial write
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,3 +205,23 @@ def short_hash(path: str | os.PathLike) -> str:
     with _hash_lock:
         _hash_cache[key] = digest.hexdigest()[:10]
     return _hash_cache[key]
+
+
+def write_safetensors_atomically(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> Path:
+    """A temp file in the same folder, fsync, then a rename: readers see the old file or the new one."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.chmod(path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp made it private (0600)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        tmp.replace(path)  # atomic: readers see the old file or the new one, never a partial write
+        return path
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

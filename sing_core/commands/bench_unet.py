@@ -16,17 +16,7 @@ import subprocess
 import sys
 import time
 
-SD15 = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "layers_per_block": 2,
-    "attention_head_dim": 8,
-    "cross_attention_dim": 768,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-}
+from sing_core.train.architectures import SD15
 
 MEMORY_NOTE = (
     "peak memory: each model's first forward runs in its own fresh subprocess (same config, inputs, dtype), "

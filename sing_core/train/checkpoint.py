@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from sing_core.train.loop import TrainState
+from sing_core.weights import write_safetensors_atomically
 
 FORMAT = "sing_core.train_state/1"
 
@@ -43,11 +44,7 @@ def save_train_state(path: str | Path, state: TrainState) -> Path:
         }
     except TypeError as error:
         raise ValueError(f"save_train_state: optimizer state of {path} is not JSON-serialisable ({error})") from error
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata=metadata)
-    partial.replace(path)
-    return path
+    return write_safetensors_atomically(tensors, metadata, path)
 
 
 def load_train_state(path: str | Path) -> TrainState:

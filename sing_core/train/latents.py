@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from sing_core.train.images import DatasetError
+from sing_core.weights import write_safetensors_atomically
 
 FORMAT = "sing_core.latents/1"
 MAX_METADATA_BYTES = 90_000_000  # safetensors refuses headers over 100 MB
@@ -56,11 +56,7 @@ def save_latents(path: str | Path, dataset: LatentDataset) -> Path:
             f"{path}: the captions take {size / 1e6:.0f} MB, more than a safetensors header holds; split the image "
             "folder and encode the parts into separate files"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file({"latents": dataset.latents.contiguous()}, str(partial), metadata=metadata)
-    partial.replace(path)
-    return path
+    return write_safetensors_atomically({"latents": dataset.latents.contiguous()}, metadata, path)
 
 
 def load_latents(path: str | Path) -> LatentDataset:
