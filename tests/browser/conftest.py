@@ -27,7 +27,8 @@ live = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = live  # dataclasses look their module up there
 _spec.loader.exec_module(live)
 for _name in ("webui_install", "live_dir", "data_dir", "build_host_checkpoint", "host_checkpoint", "build_sing_module",
-              "sing_module", "text_sing_module", "extension_link", "probe_link", "webui_server", "webui", "webui_log"):
+              "sing_module", "text_sing_module", "extension_link", "probe_link", "webui_server", "webui", "webui_log",
+              "own_webui", "no_presets"):
     globals()[_name] = getattr(live, _name)
 
 UI_TIMEOUT = 120.0

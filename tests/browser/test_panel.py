@@ -4,7 +4,6 @@ follow the checkpoint."""
 from __future__ import annotations
 
 import time
-import urllib.parse
 
 import pytest
 from webui_page import choose, panel, panel_state, wait_panel
@@ -13,18 +12,6 @@ pytestmark = pytest.mark.browser
 
 API = "/singdiffusion/v1"
 CHECKPOINT_DROPDOWN = "#setting_sd_model_checkpoint"
-
-
-@pytest.fixture
-def clean(webui, host_checkpoint):
-    def reset():
-        for title in webui.get(f"{API}/presets")["presets"]:
-            webui.request("DELETE", f"{API}/presets/{urllib.parse.quote(title, safe='')}")
-        webui.use_checkpoint(host_checkpoint.name)
-
-    reset()
-    yield
-    reset()
 
 
 def title_of(webui, name: str) -> str:
@@ -41,7 +28,7 @@ def generate(page, tab: str = "txt2img") -> str:
 
 
 @pytest.mark.parametrize("tab", ["txt2img", "img2img"])
-def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, clean, screenshot_dir):
+def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, no_presets, screenshot_dir):
     if tab == "img2img":
         page.run("switch_to_img2img()")  # the webui's own tab switch
     state = panel_state(page, tab)
@@ -65,7 +52,7 @@ def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, clean,
                                                 f"{panel(tab)}save_preset")
 
 
-def test_toggling_the_panel_and_generating(page, sing_module, clean, screenshot_dir):
+def test_toggling_the_panel_and_generating(page, sing_module, no_presets, screenshot_dir):
     page.click(f"{panel('txt2img')}enabled .label-wrap")
     state = wait_panel(page, "txt2img", "after opening the panel", enabled=True, open=True)
     assert state["follow"] is False  # a change by hand: what is shown is what is used
@@ -77,7 +64,7 @@ def test_toggling_the_panel_and_generating(page, sing_module, clean, screenshot_
     assert "SingDiffusion" not in generate(page)
 
 
-def test_the_modules_accordion_lists_modules_when_opened(page, sing_module, clean, screenshot_dir):
+def test_the_modules_accordion_lists_modules_when_opened(page, sing_module, no_presets, screenshot_dir):
     page.click(f"{panel('txt2img')}enabled .label-wrap")
     page.click(f"{panel('txt2img')}modules .label-wrap")
     table = page.wait_for("const t = gradioApp().querySelector(arguments[0]).innerText;"
@@ -89,7 +76,7 @@ def test_the_modules_accordion_lists_modules_when_opened(page, sing_module, clea
 
 
 def test_the_panel_follows_a_checkpoint_switch(page, webui, host_checkpoint, build_host_checkpoint, sing_module,
-                                               clean):
+                                               no_presets):
     other = build_host_checkpoint("tiny-sd1-t48", seed=2, text_width=48)
     webui.refresh_checkpoints()
     webui.request("PUT", f"{API}/presets/{host_checkpoint.name}",
@@ -119,7 +106,7 @@ def test_the_panel_follows_a_checkpoint_switch(page, webui, host_checkpoint, bui
     assert (state["enabled"], state["guidance"], state["text_source"]) == (True, 3.0, "host")
 
 
-def test_saving_a_preset_from_the_panel(page, webui, host_checkpoint, build_host_checkpoint, sing_module, clean):
+def test_saving_a_preset_from_the_panel(page, webui, host_checkpoint, build_host_checkpoint, sing_module, no_presets):
     page.click(f"{panel('txt2img')}enabled .label-wrap")
     page.click(f"{panel('txt2img')}text_source label:nth-of-type(2)")
     page.click(f"{panel('txt2img')}save_preset")

@@ -5,11 +5,13 @@ Tests marked `live` are skipped at collection, with the reason shown, where WEBU
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +192,20 @@ def probe_link(data_dir) -> Path:
     return link
 
 
+@contextlib.contextmanager
+def running(server: WebuiServer, timeout: float = START_TIMEOUT):
+    """The server started for the block and stopped after it; a failed start fails the test with the webui's log."""
+    try:
+        server.start(timeout)
+    except WebuiStartError as error:
+        server.stop()
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def webui_server(webui_install, data_dir, extension_link, probe_link, host_checkpoint, sing_module, text_sing_module):
     """A running webui with this checkout linked in as an extension; stopped at the end of the session."""
@@ -200,13 +216,50 @@ def webui_server(webui_install, data_dir, extension_link, probe_link, host_check
         checkpoint=host_checkpoint.path,
         log_path=data_dir.parent / "webui.log",
     )
-    try:
-        server.start(START_TIMEOUT)
-    except WebuiStartError as error:
-        server.stop()
-        pytest.fail(str(error), pytrace=False)
-    yield server
-    server.stop()
+    with running(server):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def own_webui(webui_install, host_checkpoint, live_dir, extension_link):
+    """Factory for a webui of a test's own, beside the session's: `with own_webui(name) as server:`.
+
+    Its data folder <live_dir>/<name> holds the tiny checkpoint (linked) and, unless extension=False, this
+    checkout as an extension; `prepare(data_folder)` runs before the start (modules to put in place, say)."""
+
+    @contextlib.contextmanager
+    def start(name: str, *, extension: bool = True, extra_args: tuple[str, ...] = (), prepare=None):
+        data = live_dir / name
+        models = data / "models" / "Stable-diffusion"
+        models.mkdir(parents=True)
+        for file in host_checkpoint.path.parent.glob(f"{host_checkpoint.name}*"):
+            (models / file.name).symlink_to(file)
+        if extension:
+            (data / "extensions").mkdir()
+            (data / "extensions" / extension_link.name).symlink_to(extension_link.resolve(), target_is_directory=True)
+        if prepare is not None:
+            prepare(data)
+        server = WebuiServer(webui_dir=webui_install.root, python=webui_install.python, data_dir=data,
+                             checkpoint=models / host_checkpoint.path.name, log_path=live_dir / f"{name}.log",
+                             extra_args=tuple(extra_args))
+        with running(server):
+            yield server
+
+    return start
+
+
+@pytest.fixture
+def no_presets(webui, host_checkpoint):
+    """No presets saved and the session's checkpoint loaded, before and after the test."""
+
+    def reset():
+        for title in webui.get("/singdiffusion/v1/presets")["presets"]:
+            webui.request("DELETE", f"/singdiffusion/v1/presets/{urllib.parse.quote(title, safe='')}")
+        webui.use_checkpoint(host_checkpoint.name)
+
+    reset()
+    yield
+    reset()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from webui_client import decode_png, grey_level
-from webui_server import WebuiServer, WebuiStartError
 
 from sing_core.bench.client import ExtensionMissingError, RequestRejectedError, WebuiApi
 from sing_core.bench.protocol import BenchSettings, Job, payload, run_bench
@@ -32,7 +31,6 @@ pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "tests" / "unit" / "data" / "bench_brightness"
-START_TIMEOUT = float(os.environ.get("WEBUI_START_TIMEOUT", "240"))  # as in conftest.py
 SMALL = ["--seeds", "2", "--steps", "4", "--width", "64", "--height", "64", "--timeout", "120", "--retries", "0"]
 
 
@@ -144,19 +142,10 @@ def test_the_servers_own_422_for_an_unknown_module_is_shown(webui_server):
 
 
 @pytest.fixture(scope="module")
-def bare_webui(webui_install, host_checkpoint, live_dir):
+def bare_webui(own_webui):
     """A second webui, on the same tiny checkpoint, without the extension (about 20 s to start)."""
-    data_dir = live_dir / "bare-data"
-    data_dir.mkdir()
-    server = WebuiServer(webui_dir=webui_install.root, python=webui_install.python, data_dir=data_dir,
-                         checkpoint=host_checkpoint.path, log_path=live_dir / "bare-webui.log")
-    try:
-        server.start(START_TIMEOUT)
-    except WebuiStartError as error:
-        server.stop()
-        pytest.fail(str(error), pytrace=False)
-    yield server
-    server.stop()
+    with own_webui("bare-data", extension=False) as server:
+        yield server
 
 
 def test_a_webui_without_the_extension_is_told_apart_before_and_during_a_run(bare_webui, tmp_path):

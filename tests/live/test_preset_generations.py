@@ -28,22 +28,8 @@ def infotext(generation) -> str:
     return generation.info["infotexts"][0]
 
 
-@pytest.fixture
-def clean(webui, host_checkpoint):
-    """No presets and the session's checkpoint loaded, before and after each test."""
-
-    def reset():
-        for title in webui.get(f"{API}/presets")["presets"]:
-            webui.request("DELETE", f"{API}/presets/{urllib.parse.quote(title, safe='')}")
-        webui.use_checkpoint(host_checkpoint.name)
-
-    reset()
-    yield
-    reset()
-
-
 def test_without_a_preset_a_request_without_args_is_bit_identical_to_off(webui, host_checkpoint, build_host_checkpoint,
-                                                                         clean):
+                                                                         no_presets):
     off = webui.txt2img(**BASE, **sing(False))
     assert np.array_equal(webui.txt2img(**BASE).image, off.image)
     other = build_host_checkpoint("tiny-sd1-t48", seed=2, text_width=48)
@@ -54,7 +40,7 @@ def test_without_a_preset_a_request_without_args_is_bit_identical_to_off(webui, 
     assert "SingDiffusion" not in infotext(absent)
 
 
-def test_requests_without_args_follow_the_preset_and_explicit_args_win(webui, host_checkpoint, sing_module, clean):
+def test_requests_without_args_follow_the_preset_and_explicit_args_win(webui, host_checkpoint, sing_module, no_presets):
     off = webui.txt2img(**BASE, **sing(False))
     explicit_on = webui.txt2img(**BASE, **sing(enabled=True, module=sing_module.name, guidance_scale=3.0))
     put(webui, host_checkpoint.name, enabled=True, module=sing_module.name, guidance_scale=3.0)
@@ -73,7 +59,7 @@ def test_requests_without_args_follow_the_preset_and_explicit_args_win(webui, ho
     assert np.array_equal(webui.txt2img(**BASE, **sing(False, "", 0.0, "auto", True)).image, explicit_on.image)
 
 
-def test_a_disabled_preset_turns_it_off_for_requests_without_args(webui, host_checkpoint, sing_module, clean):
+def test_a_disabled_preset_turns_it_off_for_requests_without_args(webui, host_checkpoint, sing_module, no_presets):
     off = webui.txt2img(**BASE, **sing(False))
     put(webui, host_checkpoint.name, enabled=False, module=sing_module.name, guidance_scale=3.0)
     assert np.array_equal(webui.txt2img(**BASE).image, off.image)
@@ -81,7 +67,7 @@ def test_a_disabled_preset_turns_it_off_for_requests_without_args(webui, host_ch
 
 
 def test_presets_follow_the_checkpoint_across_switches(webui, host_checkpoint, build_host_checkpoint, sing_module,
-                                                       clean):
+                                                       no_presets):
     other = build_host_checkpoint("tiny-sd1-t48", seed=2, text_width=48)
     webui.refresh_checkpoints()
     put(webui, host_checkpoint.name, enabled=True, module=sing_module.name, guidance_scale=3.0)
@@ -97,7 +83,7 @@ def test_presets_follow_the_checkpoint_across_switches(webui, host_checkpoint, b
 
 def test_a_preset_never_enables_the_module_on_a_checkpoint_it_cannot_serve(webui, host_checkpoint, data_dir,
                                                                           build_host_checkpoint, sing_module,
-                                                                          webui_log, clean):
+                                                                          webui_log, no_presets):
     odd = build_host_checkpoint("tiny-sd1-c8", seed=1, latent_channels=8)
     webui.refresh_checkpoints()
     with pytest.raises(WebuiApiError) as refused:

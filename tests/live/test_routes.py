@@ -10,7 +10,6 @@ import urllib.parse
 import pytest
 from tiny_sing_module import write_tiny_sing_module
 from webui_client import WebuiApiError, WebuiClient
-from webui_server import WebuiServer
 
 from sing_core.args import json_schema
 
@@ -61,25 +60,17 @@ def test_refresh_finds_modules_copied_in_while_running(webui, data_dir, sing_mod
     assert modules_by_name(webui.get(f"{API}/modules")).keys() == rows.keys()
 
 
-def test_the_singdiffusion_dir_flag_adds_a_module_folder(webui_install, host_checkpoint, sing_module, live_dir,
-                                                         extension_link):
+def test_the_singdiffusion_dir_flag_adds_a_module_folder(own_webui, sing_module, live_dir):
     """A webui of its own (the session's runs without the flag): modules from --singdiffusion-dir are listed, found
     by refresh, and used."""
-    data, extra = live_dir / "extra-dir", live_dir / "extra-modules"
-    models = data / "models"
-    (models / "Stable-diffusion").mkdir(parents=True)
-    for file in host_checkpoint.path.parent.glob(f"{host_checkpoint.name}*"):
-        (models / "Stable-diffusion" / file.name).symlink_to(file)
-    shutil.copytree(sing_module.folder, models / "SingDiffusion" / sing_module.name)
-    (data / "extensions").mkdir()
-    (data / "extensions" / extension_link.name).symlink_to(extension_link.resolve(), target_is_directory=True)
+    extra = live_dir / "extra-modules"
     write_tiny_sing_module(extra / "extra-one", seed=3)
     write_tiny_sing_module(extra / sing_module.name, seed=4)  # same name: the models folder wins
-    server = WebuiServer(webui_dir=webui_install.root, python=webui_install.python, data_dir=data,
-                         checkpoint=models / "Stable-diffusion" / host_checkpoint.path.name,
-                         log_path=live_dir / "extra-dir.log", extra_args=("--singdiffusion-dir", str(extra)))
-    try:
-        server.start(240)
+
+    def put_the_module_in(data):
+        shutil.copytree(sing_module.folder, data / "models" / "SingDiffusion" / sing_module.name)
+
+    with own_webui("extra-dir", extra_args=("--singdiffusion-dir", str(extra)), prepare=put_the_module_in) as server:
         client = WebuiClient(server.url)
         rows = modules_by_name(client.get(f"{API}/modules"))
         assert (rows["extra-one"]["folder"], rows["extra-one"]["path"]) == ("--singdiffusion-dir", "extra-one")
@@ -89,8 +80,6 @@ def test_the_singdiffusion_dir_flag_adds_a_module_folder(webui_install, host_che
         used = client.txt2img(seed=9, alwayson_scripts={"SingDiffusion": {"args": [True, "extra-two"]}})
         assert "SingDiffusion: extra-two [" in used.info["infotexts"][0]
         assert "a module named 'tiny-sing' was found first" in server.log_text()
-    finally:
-        server.stop()
 
 
 def test_convert_writes_safetensors_beside_the_kept_bin(webui, build_sing_module):

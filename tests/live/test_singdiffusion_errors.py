@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from test_singdiffusion import sing
-from webui_client import WebuiApiError
+from webui_client import WebuiApiError, WebuiClient
 
 pytestmark = pytest.mark.live
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -99,22 +99,8 @@ def test_install_script_installs_nothing_into_a_webui_that_has_what_it_needs(web
     assert "pip calls: []" in done.stdout
 
 
-def test_a_webui_without_modules_serves_as_before_and_says_where_modules_go(webui_install, host_checkpoint,
-                                                                            live_dir, extension_link):
-    from webui_client import WebuiClient
-    from webui_server import WebuiServer
-
-    data = live_dir / "no-modules"
-    models = data / "models" / "Stable-diffusion"
-    models.mkdir(parents=True)
-    for file in host_checkpoint.path.parent.glob(f"{host_checkpoint.name}*"):
-        (models / file.name).symlink_to(file)
-    (data / "extensions").mkdir()
-    (data / "extensions" / extension_link.name).symlink_to(extension_link.resolve(), target_is_directory=True)
-    server = WebuiServer(webui_dir=webui_install.root, python=webui_install.python, data_dir=data,
-                         checkpoint=models / host_checkpoint.path.name, log_path=live_dir / "no-modules.log")
-    try:
-        server.start(240)
+def test_a_webui_without_modules_serves_as_before_and_says_where_modules_go(own_webui):
+    with own_webui("no-modules") as server:
         client = WebuiClient(server.url)
         assert client.txt2img(prompt="a cube", seed=54).image.shape == (64, 64, 3)  # no args: as without it
         assert client.txt2img(prompt="a cube", seed=54, **sing(False)).image.shape == (64, 64, 3)
@@ -122,9 +108,7 @@ def test_a_webui_without_modules_serves_as_before_and_says_where_modules_go(webu
             client.txt2img(prompt="a cube", seed=54, **sing(True))
         assert raised.value.status == 422
         assert "no module is installed. Put a module in" in raised.value.body["detail"]
-        assert str(data / "models" / "SingDiffusion") in raised.value.body["detail"]
+        assert str(server.data_dir / "models" / "SingDiffusion") in raised.value.body["detail"]
         log = server.log_text()
         assert "sing_webui" not in log  # no traceback through our code (the webui's own git warning aside)
         assert "Error running" not in log
-    finally:
-        server.stop()
