@@ -16,6 +16,7 @@ from fastapi import HTTPException
 
 from sing_core.args import FIELDS, ArgsError, SingArgs
 from sing_core.library import UnknownModuleError
+from sing_webui import options
 from sing_webui.failure import SingDiffusionError
 
 TITLE = "singdiffusion"
@@ -40,12 +41,10 @@ def request_args(request) -> list | None:
 
 def check(args) -> SingArgs:
     """The request's args, types and module name checked (the module is looked up only when enabled)."""
-    from sing_webui import hook  # the generation's own lookup, so the request gets the message it would get later
-
     try:
         checked = SingArgs.check_request_args(args)
         if checked.enabled:
-            hook.resolve_entry(checked.module)
+            options.find_module(checked.module)  # the generation's own lookup and message
     except (ArgsError, UnknownModuleError) as error:
         raise SingDiffusionError(str(error)) from error
     return checked

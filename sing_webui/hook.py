@@ -16,7 +16,7 @@ from modules.processing import StableDiffusionProcessingImg2Img
 
 from sing_core.args import FIELD_BY_KEY, ArgsError, SingArgs, check_value, infotext_params
 from sing_core.compose import composable_x0
-from sing_core.library import ModuleEntry, UnknownModuleError
+from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
 from sing_core.start import ddim_start, unit_noise_start
 from sing_webui import host, options, presets, prompts, runtime
@@ -55,25 +55,13 @@ def effective_args(p, script_args) -> SingArgs:
     return args.replace(**overrides) if overrides else args
 
 
-def resolve_entry(name: str) -> ModuleEntry:
-    name = name or options.default_module_name()
-    if not name:
-        roots = " or ".join(map(str, options.module_roots()))
-        raise SingDiffusionError(f"no module is installed. Put a module in {roots}, or disable SingDiffusion.")
-    library = options.library()
-    try:
-        return library.resolve(name)
-    except UnknownModuleError:
-        return options.refresh_library().resolve(name)  # copied in while the webui runs
-
-
 def prepare(p, script_args) -> None:
     setattr(p, PLAN_ATTR, None)
     try:
         args = effective_args(p, script_args)
         if not args.enabled:
             return
-        entry = resolve_entry(args.module)
+        entry = options.find_module(args.module)
         try:
             module = runtime.get_module(entry)
         except Exception as error:  # a broken file is the server's state, not the request's

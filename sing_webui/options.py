@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 from modules import paths, shared
 
-from sing_core.library import ModuleLibrary
+from sing_core.library import ModuleEntry, ModuleLibrary, UnknownModuleError
 
 SECTION = ("singdiffusion", "SingDiffusion")
 CLIP_AUTO = "Automatic"
@@ -42,6 +42,19 @@ def refresh_library() -> ModuleLibrary:
         print(f"SingDiffusion: {entry.path} is not used: a module named {entry.name!r} was found first "
               f"at {lib.entries[entry.name].path}")
     return lib
+
+
+def find_module(name: str) -> ModuleEntry:
+    """An installed module by name ("": the default module), rescanning once for one copied in while the webui
+    runs. UnknownModuleError says what is installed and where modules go."""
+    name = name or default_module_name()
+    if not name:
+        roots = " or ".join(map(str, module_roots()))
+        raise UnknownModuleError(f"no module is installed. Put a module in {roots}, or disable SingDiffusion.")
+    try:
+        return library().resolve(name)
+    except UnknownModuleError:
+        return refresh_library().resolve(name)
 
 
 def opt(key: str):

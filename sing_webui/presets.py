@@ -17,7 +17,7 @@ from modules import paths, sd_models
 
 from sing_core.args import PRESET_KEYS, SingArgs, split_module_label
 from sing_core.host_family import SERVED_FAMILIES, HostFamily, HostFamilyError, read_host_family
-from sing_core.library import ModuleEntry, UnknownModuleError
+from sing_core.library import UnknownModuleError
 from sing_core.presets import Preset, PresetError, PresetStore, apply_preset
 from sing_core.weights import CheckpointError, read_config, resolve
 from sing_webui import host, options
@@ -56,20 +56,8 @@ def find(info) -> Preset | None:
     return found
 
 
-def find_entry(name: str) -> ModuleEntry:
-    """An installed module by name (the default module for ""), rescanning once for one copied in meanwhile."""
-    name = name or options.default_module_name()
-    if not name:
-        raise UnknownModuleError(f"no SingDiffusion module is installed; put one in "
-                                 f"{options.library().describe_roots()}")
-    try:
-        return options.library().resolve(name)
-    except UnknownModuleError:
-        return options.refresh_library().resolve(name)
-
-
 def module_latent_channels(name: str) -> int:
-    return read_config(resolve(find_entry(name).path)).in_channels
+    return read_config(resolve(options.find_module(name).path)).in_channels
 
 
 def loaded_family(sd_model) -> HostFamily:

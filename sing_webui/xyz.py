@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sing_core.args import FIELD_BY_KEY
 from sing_core.library import UnknownModuleError
-from sing_webui import options, presets
+from sing_webui import options
 from sing_webui.failure import SingDiffusionError
 
 
@@ -29,7 +29,7 @@ def confirm_modules(_p, values):
     """Unknown module names stop the plot before its first image with a 422 naming what is installed."""
     try:
         for name in values:
-            presets.find_entry(name)
+            options.find_module(name)
     except UnknownModuleError as error:
         raise SingDiffusionError(f"X/Y/Z plot: {error}") from error
 
