@@ -2,7 +2,8 @@
 
 prepare() runs in Script.process, before any sampling: it resolves the arguments, the module and the text encoder,
 so that every failure the user can fix is reported before work is spent. start() runs in
-process_before_every_sampling: it computes x̂0 for the batch and rewrites the sampler's start IN PLACE.
+process_before_every_sampling: it computes x̂0 for the batch and hands the sampler its new start the webui's way
+(A1111: the hook's tensor rewritten in place; Forge: p.modified_noise).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from sing_core.compose import composable_x0
 from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
 from sing_core.start import ddim_start, unit_noise_start
-from sing_webui import host, options, presets, prompts, runtime
+from sing_webui import host, options, presets, prompts, rules, runtime
 from sing_webui.failure import SingDiffusionError, fail_request
+from sing_webui.hosts import webui
 
 PLAN_ATTR = "_singdiffusion_plan"
 XYZ_KEYS = tuple(field.key for field in FIELDS if field.xyz)  # the fields an X/Y/Z axis sets on p
-FILL_LATENT_NOISE, FILL_LATENT_NOTHING = 2, 3
 
 
 @dataclasses.dataclass
@@ -79,30 +80,12 @@ def prepare(p, script_args) -> None:
         fail_request(p, SingDiffusionError(f"{type(error).__name__}: {error}", status_code=500))
 
 
-def img2img_skip_reason(p) -> str | None:
-    """SingDiffusion replaces a start from nothing; img2img starts from the image unless the masked region is
-    filled with latent noise or latent nothing and denoised completely."""
-    fill = getattr(p, "inpainting_fill", None)
-    if p.denoising_strength < 1.0:
-        return (f"img2img at denoising strength {p.denoising_strength:g} starts from the image, so SingDiffusion "
-                "did nothing; it applies at denoising 1.0 with masked content 'latent noise' or 'latent nothing'")
-    if getattr(p, "mask", None) is None or fill not in (FILL_LATENT_NOISE, FILL_LATENT_NOTHING):
-        return ("img2img starts from the image here (no mask, or masked content 'fill'/'original'), so "
-                "SingDiffusion did nothing; it applies at denoising 1.0 with masked content 'latent noise' or "
-                "'latent nothing'")
-    return None
-
-
 def skip_reason(p, plan: Plan) -> str | None:
-    if p.is_hr_pass:
-        return "the hires fix pass starts from the first pass's image"
-    if getattr(p, "_ad_inner", False):
-        return "ADetailer's inner pass starts from the image"
-    if p.iteration in plan.done:
-        return "this batch was already started from the module; a second call for the same sampling is ignored"
-    if isinstance(p, StableDiffusionProcessingImg2Img):
-        return img2img_skip_reason(p)
-    return None
+    reason = rules.pass_skip_reason(bool(p.is_hr_pass), bool(getattr(p, "_ad_inner", False)), p.iteration in plan.done)
+    if reason is None and isinstance(p, StableDiffusionProcessingImg2Img):
+        reason = rules.img2img_skip_reason(p.denoising_strength, getattr(p, "mask", None) is not None,
+                                           getattr(p, "inpainting_fill", None))
+    return reason
 
 
 def start(p, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
@@ -130,7 +113,7 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
     if plan.text_source == "module":
         text = prompts.module_text(p, plan.text_encoder, plan.guidance_scale)
     else:
-        text = prompts.host_text(c, uc, plan.guidance_scale)
+        text = prompts.host_text(p, c, uc, plan.guidance_scale)
     with runtime.on_device(plan.module) as module, torch.inference_mode():
         def forward(x_rows: torch.Tensor, emb_rows: torch.Tensor) -> torch.Tensor:
             return module(x_rows.to(module.device, module.dtype), emb_rows.to(module.device, module.dtype)).float()
@@ -144,11 +127,11 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
         # Inside the mask the sampler starts at init + noise·σ0 (DDIM: the same, scaled by √ᾱ0); shifting the noise
         # by (λ·x̂0 − init)/σ0 makes that λ·x̂0 + σ0·x1 there, and leaves the kept region and mask blending as they were.
         if math.isfinite(point.sigma):
-            noise.add_((p.nmask * (strength * x0_hat - x.float()) / point.sigma).to(noise.dtype))
+            webui.hand_over(p, noise, noise + (p.nmask * (strength * x0_hat - x.float()) / point.sigma).to(noise.dtype))
     elif point.scaling == "none":
-        x.copy_(ddim_start(x0_hat, x1.float(), point.alpha_cumprod, strength))
+        webui.hand_over(p, x, ddim_start(x0_hat, x1.float(), point.alpha_cumprod, strength))
     else:
-        x.copy_(unit_noise_start(x0_hat, x1.float(), point.sigma, point.scaling == "sgm", strength))
+        webui.hand_over(p, x, unit_noise_start(x0_hat, x1.float(), point.sigma, point.scaling == "sgm", strength))
 
     plan.done.add(p.iteration)
     # A new dict: the X/Y/Z plot's cells share one (a shallow copy of p), so an update would leak into later cells.

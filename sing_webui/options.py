@@ -133,6 +133,7 @@ def on_ui_settings() -> None:
     ).info("auto: the UNet's dtype on a GPU, fp32 on the CPU"))
     add("singdiffusion_memory", option(
         "singdiffusion_memory", "Memory", gr.Radio, {"choices": MEMORY_CHOICES},
-    ).info("with --lowvram or --medvram the module always leaves the GPU after use"))
+    ).info("in Forge its memory manager may also take the module off the GPU when it needs room; with A1111's "
+           "--lowvram or --medvram it always leaves the GPU after use"))
     add("singdiffusion_timings", option("singdiffusion_timings", "Print module timings in the console"))
 

@@ -1,6 +1,7 @@
 """The batch's prompts as the webui understands them at the first sampling step, for either text source.
 
-host: the conditioning rows the webui itself computed (emphasis, textual inversion, CLIP skip, AND weights).
+host: the conditioning rows the webui itself computed (emphasis, textual inversion, CLIP skip, AND weights); at CFG
+scale 1, where guidance follows it, the prompt alone (Forge computes no negative prompt there).
 module: each sub-prompt as plain text, extra-network tags already removed by the webui, prompt editing
 [a:b:when] and alternation resolved to what applies at step 0, emphasis "(word:1.2)" and BREAK stripped, for
 SD-1.5's tokenizer; the same for each image's negative prompt.
@@ -43,7 +44,13 @@ def module_text(p, encode, guidance_scale: float) -> BatchText:
     return BatchText(conds, row_weights, uncond)
 
 
-def host_text(c, uc, guidance_scale: float) -> BatchText:
+def host_text(p, c, uc, guidance_scale: float) -> BatchText:
     row_weights, conds = prompt_parser.reconstruct_multicond_batch(c, 0)
-    uncond = prompt_parser.reconstruct_cond_batch(uc, 0) if needs_uncond(row_weights, guidance_scale) else None
+    uncond = None
+    if needs_uncond(row_weights, guidance_scale):
+        if uc is None:
+            # Forge skips the negative prompt at CFG scale 1; a module guidance above 1 or AND-weighted sub-prompts
+            # still need it: the webui's own encoder makes it, as A1111 would have for this request.
+            uc = prompt_parser.get_learned_conditioning(p.sd_model, list(p.negative_prompts), p.steps)
+        uncond = prompt_parser.reconstruct_cond_batch(uc, 0)
     return BatchText(conds, row_weights, uncond)

@@ -1,0 +1,110 @@
+"""SingDiffusion's own decisions inside a webui, as plain functions of plain values (no webui import).
+
+Which checkpoints a module serves, which text source a request gets, which passes are left alone and where a
+sampler starts: the host modules (sing_webui/hosts/) read the values from the live objects, these decide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from sing_core.schedule import sigma_from_alpha_cumprod
+
+SERVED_FAMILIES = ("SD-1.x", "SD-2.x")
+SUPPORTED = "SD-1.x and SD-2.x checkpoints (one 4-channel latent space, the scaled-linear schedule)"
+FILL_LATENT_NOISE, FILL_LATENT_NOTHING = 2, 3  # the webui's inpainting_fill values that start from nothing
+
+
+class RefusalError(ValueError):
+    """What the request asked cannot be done here; the message names the cause and the fix."""
+
+
+def fit_refusal(family: str, latent_channels: int, module_latent_channels: int, module_label: str) -> str | None:
+    """Why the module cannot serve the loaded checkpoint, saying what to do instead; None when it can."""
+    if family not in SERVED_FAMILIES:
+        return (f"the loaded checkpoint is {family}; SingDiffusion modules serve {SUPPORTED}. Disable SingDiffusion "
+                "for this checkpoint or load an SD-1.x/2.x checkpoint.")
+    if latent_channels != module_latent_channels:
+        return (f"module {module_label} predicts {module_latent_channels}-channel latents but the loaded checkpoint "
+                f"uses {latent_channels}-channel latents. Choose a module made for this checkpoint or disable "
+                "SingDiffusion.")
+    return None
+
+
+def text_source(choice: str, family: str, host_text_width: int | None, module_width: int, clip_skip: int) -> str:
+    """"host" or "module" for the request's choice. auto: the host's own conditioning where it is the space the module
+    was trained in (SD-1's CLIP-L, the module's width, CLIP skip 1), so emphasis and embeddings count; else SD-1.5's
+    CLIP-L on the plain prompt. Refusal for "host" where the host's conditioning is not that space."""
+    fits = family == "SD-1.x" and host_text_width == module_width
+    if choice == "host" and not fits:
+        width = f"{host_text_width} wide" if host_text_width else "not a CLIP-L text encoder"
+        raise RefusalError(f"text source 'host' needs an SD-1.x checkpoint whose text encoder is {module_width} wide "
+                           f"like the module's; the loaded checkpoint is {family} and its text encoder is {width}. "
+                           "Use text source 'module' or 'auto'.")
+    if choice != "auto":
+        return choice
+    return "host" if fits and clip_skip == 1 else "module"
+
+
+def img2img_skip_reason(denoising_strength: float, has_mask: bool, inpainting_fill: int | None) -> str | None:
+    """SingDiffusion replaces a start from nothing; img2img starts from the image unless the masked region is
+    filled with latent noise or latent nothing and denoised completely."""
+    if denoising_strength < 1.0:
+        return (f"img2img at denoising strength {denoising_strength:g} starts from the image, so SingDiffusion "
+                "did nothing; it applies at denoising 1.0 with masked content 'latent noise' or 'latent nothing'")
+    if not has_mask or inpainting_fill not in (FILL_LATENT_NOISE, FILL_LATENT_NOTHING):
+        return ("img2img starts from the image here (no mask, or masked content 'fill'/'original'), so "
+                "SingDiffusion did nothing; it applies at denoising 1.0 with masked content 'latent noise' or "
+                "'latent nothing'")
+    return None
+
+
+def pass_skip_reason(is_hr_pass: bool, adetailer_inner: bool, already_started: bool) -> str | None:
+    """Passes that do not start from nothing, and repeated calls for one sampling (Forge's hires pass calls the
+    hook twice, and a webui may call it again for the same batch)."""
+    if is_hr_pass:
+        return "the hires fix pass starts from the first pass's image"
+    if adetailer_inner:
+        return "ADetailer's inner pass starts from the image"
+    if already_started:
+        return "this batch was already started from the module; a second call for the same sampling is ignored"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstPoint:
+    """The sampler's first point: σ0 (VE) for all samplers, plus ᾱ0 and t0 for timestep samplers.
+
+    scaling says what the sampler does to the unit noise it is handed in txt2img: "sigma" multiplies by σ0,
+    "sgm" by √(1 + σ0²) (the SGM noise multiplier option), "none" uses it as x_t0 (timestep samplers).
+    """
+
+    sigma: float
+    scaling: str
+    alpha_cumprod: float | None = None
+    timestep: int | None = None
+
+
+def sigma_first_point(sigmas: Sequence[float], steps: int, t_enc: int | None, sgm_noise_multiplier: bool) -> FirstPoint:
+    """A k-diffusion sampler's start: the first of its sigmas in txt2img, sigmas[steps - t_enc - 1] in img2img
+    (t_enc given), where the webui scales the noise by σ itself and the SGM option does not apply."""
+    if t_enc is None:
+        return FirstPoint(float(sigmas[0]), "sgm" if sgm_noise_multiplier else "sigma")
+    return FirstPoint(float(sigmas[steps - t_enc - 1]), "sigma")
+
+
+def first_timestep(timesteps: Sequence[int], t_enc: int | None, unipc: bool, train_timesteps: int) -> int:
+    """A timestep sampler's start. txt2img: the last of its timesteps (DDIM, PLMS: range(0, 1000, 1000 // steps) +
+    1), but UniPC's NoiseScheduleVP starts at continuous time 1, the last training timestep, whatever the steps.
+    img2img: the webui noises the start to timesteps[t_enc] (its sampler then first calls the model one timestep
+    lower, a quirk of its own); the module's start replaces that construction at its noise level."""
+    if t_enc is not None:
+        return int(timesteps[t_enc])
+    if unipc:
+        return train_timesteps - 1
+    return int(timesteps[-1])
+
+
+def timestep_first_point(alpha_cumprod: float, timestep: int) -> FirstPoint:
+    return FirstPoint(float(sigma_from_alpha_cumprod(alpha_cumprod)), "none", alpha_cumprod, timestep)

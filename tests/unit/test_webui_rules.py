@@ -1,0 +1,102 @@
+"""The webui adapter's own decisions (sing_webui.rules), on plain values: no webui is imported."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sing_webui import rules
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rules_import_no_webui():
+    code = "import sys, sing_webui.rules; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = out.stdout
+    assert all(f"'{name}'" not in loaded for name in ("modules", "gradio", "fastapi", "backend", "modules_forge"))
+
+
+@pytest.mark.parametrize("family", ["SD-1.x", "SD-2.x"])
+def test_served_families_with_the_modules_latent_fit(family):
+    assert rules.fit_refusal(family, 4, 4, "m [abc]") is None
+
+
+@pytest.mark.parametrize("family", ["SDXL", "SDXL refiner", "SD3", "Flux", "Chroma", "StableCascade"])
+def test_other_families_are_refused_with_what_to_do(family):
+    message = rules.fit_refusal(family, 4, 4, "m [abc]")
+    assert f"the loaded checkpoint is {family}" in message
+    assert "Disable SingDiffusion for this checkpoint or load an SD-1.x/2.x checkpoint" in message
+
+
+def test_a_latent_width_mismatch_names_both_widths():
+    message = rules.fit_refusal("SD-1.x", 8, 4, "m [abc]")
+    assert "module m [abc] predicts 4-channel latents but the loaded checkpoint uses 8-channel latents" in message
+
+
+@pytest.mark.parametrize(
+    ("choice", "family", "width", "clip_skip", "expected"),
+    [
+        ("auto", "SD-1.x", 768, 1, "host"),
+        ("auto", "SD-1.x", 768, 2, "module"),  # CLIP skip 2 is not the space the module was trained in
+        ("auto", "SD-1.x", 32, 1, "module"),
+        ("auto", "SD-2.x", None, 1, "module"),
+        ("host", "SD-1.x", 768, 2, "host"),  # asked for: the webui's own rows, CLIP skip and all
+        ("module", "SD-1.x", 768, 1, "module"),
+        ("module", "SD-2.x", None, 1, "module"),
+    ],
+)
+def test_text_source(choice, family, width, clip_skip, expected):
+    assert rules.text_source(choice, family, width, 768, clip_skip) == expected
+
+
+@pytest.mark.parametrize(("family", "width", "says"), [("SD-2.x", None, "not a CLIP-L text encoder"),
+                                                       ("SD-1.x", 32, "32 wide")])
+def test_host_text_where_it_does_not_fit_is_refused_saying_why(family, width, says):
+    with pytest.raises(rules.RefusalError) as refused:
+        rules.text_source("host", family, width, 768, 1)
+    message = str(refused.value)
+    assert "text source 'host' needs an SD-1.x checkpoint whose text encoder is 768 wide" in message
+    assert f"the loaded checkpoint is {family} and its text encoder is {says}" in message
+    assert "Use text source 'module' or 'auto'" in message
+
+
+def test_img2img_applies_only_from_nothing():
+    assert "denoising strength 0.75 starts from the image" in rules.img2img_skip_reason(0.75, True, 2)
+    assert "no mask, or masked content" in rules.img2img_skip_reason(1.0, False, 2)
+    assert "no mask, or masked content" in rules.img2img_skip_reason(1.0, True, 1)  # fill: original
+    assert rules.img2img_skip_reason(1.0, True, rules.FILL_LATENT_NOISE) is None
+    assert rules.img2img_skip_reason(1.0, True, rules.FILL_LATENT_NOTHING) is None
+
+
+def test_passes_that_do_not_start_from_nothing_are_left_alone():
+    assert rules.pass_skip_reason(False, False, False) is None
+    assert "hires fix pass" in rules.pass_skip_reason(True, False, False)
+    assert "ADetailer" in rules.pass_skip_reason(False, True, False)
+    assert "already started" in rules.pass_skip_reason(False, False, True)  # Forge's hires pass calls it twice
+
+
+def test_sigma_first_point():
+    sigmas = [14.6, 7.0, 3.0, 1.0, 0.0]
+    assert rules.sigma_first_point(sigmas, 4, None, False) == rules.FirstPoint(14.6, "sigma")
+    assert rules.sigma_first_point(sigmas, 4, None, True) == rules.FirstPoint(14.6, "sgm")
+    # img2img: t_enc of 4 steps at denoising 0.5 is 2, the webui starts at sigmas[4 - 2 - 1]; the SGM option
+    # only scales the txt2img noise
+    assert rules.sigma_first_point(sigmas, 4, 2, True) == rules.FirstPoint(7.0, "sigma")
+
+
+def test_first_timestep():
+    timesteps = [1, 251, 501, 751]
+    assert rules.first_timestep(timesteps, None, False, 1000) == 751
+    assert rules.first_timestep(timesteps, None, True, 1000) == 999  # UniPC: continuous time 1
+    assert rules.first_timestep(timesteps, 3, False, 1000) == 751
+    assert rules.first_timestep(timesteps, 2, True, 1000) == 501
+
+
+def test_timestep_first_point_is_finite_or_infinite_but_never_nan():
+    point = rules.timestep_first_point(0.0046601, 999)
+    assert point.sigma == pytest.approx(14.6146, abs=1e-4)
+    assert (point.scaling, point.alpha_cumprod, point.timestep) == ("none", 0.0046601, 999)
+    assert math.isinf(rules.timestep_first_point(0.0, 999).sigma)
