@@ -1,6 +1,7 @@
-"""Live tier: drives a real AUTOMATIC1111 v1.10.1 given by WEBUI_DIR (see tests/live/README.md).
+"""Live tier: drives a real webui, AUTOMATIC1111 v1.10.1 given by WEBUI_DIR or Forge given by FORGE_DIR (which one,
+and what differs between them: live_hosts.py; see tests/live/README.md).
 
-Tests marked `live` are skipped at collection, with the reason shown, where WEBUI_DIR is unset.
+Tests marked `live` are skipped at collection, with the reason shown, where neither is set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ LIVE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = LIVE_DIR.parents[1]
 sys.path.insert(0, str(LIVE_DIR))  # the helpers beside this file (no package: the tests dirs have no __init__)
 
+from live_hosts import HOST, SKIP_REASON  # noqa: E402
 from tiny_sing_module import write_tiny_sing_module  # noqa: E402
 from webui_client import WebuiClient  # noqa: E402
 from webui_server import WebuiServer, WebuiStartError  # noqa: E402
@@ -29,16 +31,18 @@ EXTENSION_NAME = "sd-webui-singdiffusion"
 CHECKPOINT_NAME = "tiny-sd1"
 MODULE_NAME = "tiny-sing"
 TEXT_MODULE_NAME = "tiny-sing-text"
-SKIP_REASON = (
-    "WEBUI_DIR is not set: the live tier drives a real AUTOMATIC1111 v1.10.1 checkout "
-    "(WEBUI_DIR=/path/to/webui, WEBUI_PYTHON defaults to WEBUI_DIR/venv/bin/python); see tests/live/README.md"
-)
-START_TIMEOUT = float(os.environ.get("WEBUI_START_TIMEOUT", "240"))
-BUILD_TIMEOUT = 600
+START_TIMEOUT = float(os.environ.get("WEBUI_START_TIMEOUT", "240" if HOST is None or HOST.key == "a1111" else "600"))
+BUILD_TIMEOUT = 900
+
+
+def pytest_report_header(config):
+    if HOST is None:
+        return f"live tier: skipped ({SKIP_REASON})"
+    return f"live tier: {HOST.title} at {HOST.root} ({HOST.dir_var}; LIVE_HOST=a1111|forge chooses when both are set)"
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("WEBUI_DIR"):
+    if HOST is not None:
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
@@ -48,14 +52,14 @@ def pytest_collection_modifyitems(config, items):
 
 @dataclass(frozen=True)
 class WebuiInstall:
-    root: Path  # WEBUI_DIR
-    python: Path  # WEBUI_PYTHON
+    root: Path  # WEBUI_DIR or FORGE_DIR
+    python: Path  # WEBUI_PYTHON or FORGE_PYTHON
 
 
 @dataclass(frozen=True)
 class HostCheckpoint:
     name: str  # the file stem: what /sdapi/v1/sd-models calls model_name and use_checkpoint() takes
-    path: Path  # <data-dir>/models/Stable-diffusion/<name>.safetensors, with <name>.yaml beside it
+    path: Path  # <data-dir>/models/Stable-diffusion/<name>.safetensors (A1111: with <name>.yaml beside it)
     report: dict  # the builder's JSON report: latent_channels, text_width, measured brightness response, …
 
 
@@ -87,18 +91,10 @@ class LogWatch:
 
 @pytest.fixture(scope="session")
 def webui_install() -> WebuiInstall:
-    root = Path(os.environ["WEBUI_DIR"]).expanduser().resolve()
-    python = Path(os.environ.get("WEBUI_PYTHON") or root / "venv" / "bin" / "python").expanduser()
-    problems = []
-    if not (root / "launch.py").is_file():
-        problems.append(f"WEBUI_DIR={root} has no launch.py: point it at an AUTOMATIC1111 v1.10.1 checkout")
-    if not (root / "repositories" / "stable-diffusion-stability-ai" / "ldm").is_dir():
-        problems.append(f"{root}/repositories/stable-diffusion-stability-ai/ldm is missing: set up its repositories")
-    if not python.is_file():
-        problems.append(f"WEBUI_PYTHON={python} does not exist: set WEBUI_PYTHON to the webui's interpreter")
+    problems = HOST.problems()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
-    return WebuiInstall(root, python)
+    return WebuiInstall(HOST.root, HOST.python)
 
 
 @pytest.fixture(scope="session")
@@ -114,23 +110,27 @@ def data_dir(live_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def build_host_checkpoint(webui_install, data_dir, live_dir):
-    """Factory: build(name, seed=0, latent_channels=4, text_width=32) -> HostCheckpoint, once per name.
+    """Factory: build(name, seed=0, latent_channels=4, text_width=HOST.text_width, family="sd15") -> HostCheckpoint,
+    once per name (the host's builder: tiny_host_checkpoint.py or forge_host_checkpoint.py).
 
     The file lands in the webui's checkpoint folder; a running webui sees it after client.refresh_checkpoints().
     """
     built: dict[str, HostCheckpoint] = {}
 
-    def build(name: str, *, seed: int = 0, latent_channels: int = 4, text_width: int = 32) -> HostCheckpoint:
+    def build(name: str, *, seed: int = 0, latent_channels: int = 4, text_width: int | None = None,
+              family: str = "sd15") -> HostCheckpoint:
         if name in built:
             return built[name]
         out_dir = data_dir / "models" / "Stable-diffusion"
-        command = [
-            str(webui_install.python), str(LIVE_DIR / "tiny_host_checkpoint.py"),
-            "--webui-dir", str(webui_install.root), "--out-dir", str(out_dir), "--name", name,
-            "--seed", str(seed), "--latent-channels", str(latent_channels), "--text-width", str(text_width),
-        ]  # fmt: skip
+        command = HOST.build_command(out_dir, name, seed=seed, latent_channels=latent_channels,
+                                     text_width=text_width or HOST.text_width, family=family)
         log = live_dir / f"{name}.build.log"
-        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **HOST.environment(live_dir)}
+        for variable in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            env.pop(variable, None)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, env=env,
+                              cwd=live_dir)
         log.write_text(done.stdout + done.stderr)
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
@@ -144,18 +144,35 @@ def build_host_checkpoint(webui_install, data_dir, live_dir):
 
 @pytest.fixture(scope="session")
 def host_checkpoint(build_host_checkpoint) -> HostCheckpoint:
-    """The tiny SD-1 checkpoint the webui starts with (4 latent channels, text width 32)."""
+    """The tiny SD-1 checkpoint the webui starts with (4 latent channels, text width HOST.text_width: 32 in A1111,
+    768 in Forge, which recognises SD-1.5 by it)."""
     return build_host_checkpoint(CHECKPOINT_NAME)
 
 
 @pytest.fixture(scope="session")
+def other_checkpoint(build_host_checkpoint) -> HostCheckpoint:
+    """A second SD-1 checkpoint: another seed, and in A1111 another text width (48) too, so that its text encoder
+    cannot stand in for the modules' (Forge loads SD-1.5 only with its 768-wide one)."""
+    return build_host_checkpoint("tiny-sd1-t48" if HOST.key == "a1111" else "tiny-sd1-other", seed=2,
+                                 text_width=48 if HOST.key == "a1111" else None)
+
+
+@pytest.fixture(scope="session")
+def eight_channel_checkpoint(build_host_checkpoint) -> HostCheckpoint:
+    """An SD-1 checkpoint whose UNet has 8 latent channels: it loads, but no 4-channel module fits it."""
+    return build_host_checkpoint("tiny-sd1-c8", seed=1, latent_channels=8)
+
+
+@pytest.fixture(scope="session")
 def build_sing_module(data_dir):
-    """Factory: build(name, seed=0, mean_offset=1.0, cross_attention_dim=32, latent_channels=4) -> SingModule."""
+    """Factory: build(name, seed=0, mean_offset=1.0, cross_attention_dim=HOST.text_width, latent_channels=4)
+    -> SingModule."""
     built: dict[str, SingModule] = {}
 
     def build(name: str, **options) -> SingModule:
         if name not in built:
             folder = data_dir / "models" / "SingDiffusion" / name
+            options.setdefault("cross_attention_dim", HOST.text_width)
             built[name] = SingModule(name, folder, write_tiny_sing_module(folder, **options))
         return built[name]
 
@@ -164,7 +181,7 @@ def build_sing_module(data_dir):
 
 @pytest.fixture(scope="session")
 def sing_module(build_sing_module) -> SingModule:
-    """A tiny module matching host_checkpoint (4 channels, cross-attention 32) whose x̂0 has latent mean ≈ +1."""
+    """A tiny module matching host_checkpoint (4 channels, its text width) whose x̂0 has latent mean ≈ +1."""
     return build_sing_module(MODULE_NAME)
 
 

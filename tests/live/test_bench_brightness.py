@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from live_hosts import HOST
 from webui_client import decode_png, grey_level
 
 from sing_core.bench.client import ExtensionMissingError, RequestRejectedError, WebuiApi
@@ -210,6 +211,8 @@ def _record(webui_server, bare_url: str) -> dict:
     return {"txt2img": answers, "errors": errors, "server": server}
 
 
+@pytest.mark.skipif(HOST is not None and HOST.key != "a1111",
+                    reason="the unit tier's recorded answers are AUTOMATIC1111's (its tiny checkpoint and its replies)")
 def test_recorded_answers_are_what_this_webui_answers(webui_server, sing_module, bare_webui):
     recorded = _record(webui_server, bare_webui.url)
     if os.environ.get("BENCH_RECORD") == "1":

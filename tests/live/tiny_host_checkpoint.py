@@ -31,6 +31,7 @@ import torch
 
 MEAN_CHANNEL = 0  # the carried channel; channel 1 (same GroupNorm group) stays 0 so the group mean tracks it
 QUIET_CHANNEL = 1
+CARRIED = (MEAN_CHANNEL, QUIET_CHANNEL)
 DECODER_GAIN = 0.6  # conv_out weight on the carried channel: about ±25 grey levels per unit of normalised mean
 ENCODER_GAIN = 4.0  # encoder conv_out weight: the latent mean moves by about ±0.6 across black..white
 LOGVAR_BIAS = -20.0  # posterior std e^-10: encoding is effectively deterministic
@@ -169,51 +170,62 @@ def centre_tap(weight: torch.Tensor, out_index: int, in_index: int, value: float
     weight[out_index, in_index, weight.shape[2] // 2, weight.shape[3] // 2] = value
 
 
-def carry_channel_through(blocks: list[torch.nn.Module]) -> None:
-    """Make MEAN_CHANNEL and QUIET_CHANNEL pass untouched through residual blocks, attention and resampling."""
-    carried = (MEAN_CHANNEL, QUIET_CHANNEL)
+def carry_channel_through(blocks: list[torch.nn.Module], carried: tuple[int, ...] = CARRIED) -> None:
+    """Make the carried channels (MEAN_CHANNEL and its quiet GroupNorm group mates) pass untouched through residual
+    blocks, attention and resampling."""
+    rows = list(carried)
     for block in blocks:
         for module in block.modules():
             name = type(module).__name__
             if name == "ResnetBlock":
-                module.conv2.weight[list(carried)] = 0  # residual branch adds nothing to the carried pair
-                module.conv2.bias[list(carried)] = 0
+                module.conv2.weight[rows] = 0  # residual branch adds nothing to the carried channels
+                module.conv2.bias[rows] = 0
+                shortcut = getattr(module, "nin_shortcut", None)
+                if shortcut is not None:  # a width change: the 1×1 shortcut copies the carried channels alone
+                    shortcut.weight[rows] = 0
+                    shortcut.bias[rows] = 0
+                    for channel in carried:
+                        centre_tap(shortcut.weight, channel, channel, 1.0)
             elif name in {"AttnBlock", "MemoryEfficientAttnBlock"}:
-                module.proj_out.weight[list(carried)] = 0
-                module.proj_out.bias[list(carried)] = 0
+                module.proj_out.weight[rows] = 0
+                module.proj_out.bias[rows] = 0
             elif name in {"Upsample", "Downsample"} and getattr(module, "with_conv", False):
                 conv = module.conv
-                conv.weight[list(carried)] = 0  # the resampling conv is not residual: copy the pair through
-                conv.bias[list(carried)] = 0
+                conv.weight[rows] = 0  # the resampling conv is not residual: copy the carried channels through
+                conv.bias[rows] = 0
                 for channel in carried:
                     centre_tap(conv.weight, channel, channel, 1.0)
 
 
-def wire_brightness_path(vae: torch.nn.Module, latent_channels: int) -> None:
-    """Decoder: latent mean -> image grey level; encoder: grey level -> latent mean (see the module docstring)."""
+def wire_brightness_path(vae: torch.nn.Module, latent_channels: int, carried: tuple[int, ...] = CARRIED) -> None:
+    """Decoder: latent mean -> image grey level; encoder: grey level -> latent mean (see the module docstring).
+
+    `carried` is MEAN_CHANNEL and the channels sharing its GroupNorm group, held at zero: two for this builder's
+    64-channel VAE, the first 16 for a full-size one (512 channels in 32 groups)."""
+    rows = list(carried)
     torch.nn.init.dirac_(vae.post_quant_conv.weight)
     vae.post_quant_conv.bias.zero_()
     torch.nn.init.dirac_(vae.quant_conv.weight)
     vae.quant_conv.bias.zero_()
 
     decoder = vae.decoder
-    decoder.conv_in.weight[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
-    decoder.conv_in.bias[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    decoder.conv_in.weight[rows] = 0
+    decoder.conv_in.bias[rows] = 0
     for latent in range(latent_channels):
         centre_tap(decoder.conv_in.weight, MEAN_CHANNEL, latent, 1.0 / latent_channels)
-    carry_channel_through([decoder.mid, decoder.up])
-    decoder.conv_out.weight[:, [MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    carry_channel_through([decoder.mid, decoder.up], carried)
+    decoder.conv_out.weight[:, rows] = 0
     for rgb in range(3):
         centre_tap(decoder.conv_out.weight, rgb, MEAN_CHANNEL, DECODER_GAIN)
 
     encoder = vae.encoder
-    encoder.conv_in.weight[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
-    encoder.conv_in.bias[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    encoder.conv_in.weight[rows] = 0
+    encoder.conv_in.bias[rows] = 0
     for rgb in range(3):
         centre_tap(encoder.conv_in.weight, MEAN_CHANNEL, rgb, 1.0 / 3)
-    carry_channel_through([encoder.down, encoder.mid])
+    carry_channel_through([encoder.down, encoder.mid], carried)
     moments = encoder.conv_out  # rows [0, C) are the posterior means, [C, 2C) the log-variances
-    moments.weight[:, [MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    moments.weight[:, rows] = 0
     for latent in range(latent_channels):
         centre_tap(moments.weight, latent, MEAN_CHANNEL, ENCODER_GAIN)
     moments.weight[latent_channels:] = 0

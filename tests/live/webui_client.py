@@ -102,7 +102,15 @@ class WebuiClient:
         return self.post("/sdapi/v1/png-info", {"image": base64.b64encode(png).decode()})
 
     def options(self) -> dict:
-        return self.get("/sdapi/v1/options")
+        """The webui's settings. Forge leaves every extension's out of GET /sdapi/v1/options: SingDiffusion's are
+        read from GET /singdiffusion/v1/settings and added, on either webui."""
+        options = self.get("/sdapi/v1/options")
+        try:
+            return {**self.get("/singdiffusion/v1/settings"), **options}
+        except WebuiApiError as error:  # a webui without the extension (404)
+            if error.status != 404:
+                raise
+            return options
 
     def set_options(self, **values) -> None:
         self.post("/sdapi/v1/options", values)

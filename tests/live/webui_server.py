@@ -1,4 +1,4 @@
-"""Start and stop a real AUTOMATIC1111 webui for the live tier, with its console captured in a log file."""
+"""Start and stop a real webui (AUTOMATIC1111 or Forge) for the live tier, with its console captured in a log file."""
 
 from __future__ import annotations
 
@@ -12,23 +12,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# --skip-prepare-environment: no cloning or pip installs; --no-half: CPU has no fp16 UNet path;
-# --server-name 127.0.0.1 keeps the server on the loopback interface (never --listen or --share).
-LAUNCH_FLAGS = (
-    "--skip-prepare-environment",
-    "--no-half",
-    "--api",
-    "--use-cpu",
-    "all",
-    "--skip-version-check",
-    "--no-download-sd-model",
-    "--server-name",
-    "127.0.0.1",
-)
-# Both lines must be in the console before the server is ready: the API routes answer before the API has set up
-# its script defaults (a request then fails with "'Api' object has no attribute 'default_script_arg_txt2img'"),
-# "Startup time:" comes after that, and the --ckpt model loads in a thread of its own.
-READY_MARKERS = ("Startup time:", "Model loaded in")
+from live_hosts import HOST, LiveHost
+
 # Variables of the test interpreter's environment that would leak into the webui's own interpreter.
 ENV_DROPPED = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS")
 
@@ -55,6 +40,7 @@ class WebuiServer:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
+    host: LiveHost | None = HOST  # launch flags, readiness, environment
 
     @property
     def url(self) -> str:
@@ -64,7 +50,7 @@ class WebuiServer:
         return [
             str(self.python),
             "launch.py",
-            *LAUNCH_FLAGS,
+            *self.host.launch_flags,
             "--port",
             str(self.port),
             "--data-dir",
@@ -76,7 +62,8 @@ class WebuiServer:
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
-        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
+                   **self.host.environment(self.log_path.parent))
         # One OpenMP thread unless told otherwise: on a busy 2-core machine torch's default two threads made a
         # 64×64 4-step txt2img take 1–12 s instead of 0.1–0.3 s (measured side by side, same server setup).
         env.setdefault("OMP_NUM_THREADS", "1")
@@ -103,7 +90,7 @@ class WebuiServer:
             if self.process.poll() is not None:
                 raise WebuiStartError(self.failure(f"the webui exited with code {self.process.returncode}"))
             log = self.log_text()
-            if all(marker in log for marker in READY_MARKERS) and self.answers():
+            if all(marker in log for marker in self.host.ready_markers) and self.answers():
                 return
             time.sleep(0.5)
         raise WebuiStartError(self.failure(f"the webui did not answer within {timeout:.0f} s"))

@@ -1,0 +1,141 @@
+"""The webui the live tier drives, picked by the environment, and everything about it that differs between hosts.
+
+    WEBUI_DIR (+ WEBUI_PYTHON)  AUTOMATIC1111 v1.10.1
+    FORGE_DIR (+ FORGE_PYTHON)  Stable Diffusion WebUI Forge (main at dfdcbab)
+
+One of them set: that host. Both set: AUTOMATIC1111, unless LIVE_HOST=forge (or a1111) says which. Neither: the
+tier is skipped with SKIP_REASON. The tests are the same for both; what a test needs to know about the host (how
+to start it, which checkpoint it can load, its text width, the few behaviours of its own a test pins down) is
+read from `HOST` here, never decided in a test file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+LIVE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class LiveHost:
+    key: str  # "a1111" or "forge"
+    title: str
+    dir_var: str  # the environment variable naming the install
+    python_var: str
+    launch_flags: tuple[str, ...]
+    # Console lines that must all have appeared before the server takes generations (the API answers before its
+    # script defaults exist); then /internal/ping must answer.
+    ready_markers: tuple[str, ...]
+    text_width: int  # the tiny checkpoint's text width, so the width a fitting module's cross-attention has
+    builder: str  # the checkpoint builder, run with the host's interpreter
+    required: tuple[tuple[str, str], ...]  # (path under the install that must exist, what its absence means)
+    # Give the host (and its builder) a Hugging Face cache of the session's: Forge's transformers would otherwise
+    # migrate the user's ~/.cache/huggingface on its first start.
+    own_hf_home: bool = False
+    # How the host answers a request on an SD-1 checkpoint with an 8-channel UNet and no SingDiffusion: it loads,
+    # then sampling fails (the noise has the VAE's 4 channels) with this in the error.
+    eight_channel_error: str = "to have 8 channels, but got 4 channels"
+    writes_checkpoint_yaml: bool = False  # the builder puts a same-named .yaml (the model's config) beside it
+    extra_samplers: tuple[str, ...] = ()  # samplers only this host has
+    # Fields a txt2img request with hires fix needs on this host (Forge answers 500 without its modules choice).
+    hires_fields: tuple[tuple[str, object], ...] = ()
+    # Whether the API's "infotext" request field works (Forge: a TypeError in its api.py, HTTP 500).
+    api_infotext: bool = True
+    # Whether GET /sdapi/v1/options lists extensions' settings (Forge builds its response model before any
+    # extension adds one; POST still sets them).
+    options_lists_extensions: bool = True
+
+    @property
+    def root(self) -> Path:
+        return Path(os.environ[self.dir_var]).expanduser().resolve()
+
+    @property
+    def python(self) -> Path:
+        return Path(os.environ.get(self.python_var) or self.root / "venv" / "bin" / "python").expanduser()
+
+    def problems(self) -> list[str]:
+        found = [f"{self.dir_var}={self.root}: {what}" for path, what in self.required
+                 if not (self.root / path).exists()]
+        if not self.python.is_file():
+            found.append(f"{self.python_var}={self.python} does not exist: set {self.python_var} to the webui's "
+                         "interpreter")
+        return found
+
+    def environment(self, session_dir: Path) -> dict[str, str]:
+        """Variables the host's processes (server and builders) get on top of the offline ones."""
+        return {"HF_HOME": str(session_dir / "hf-home")} if self.own_hf_home else {}
+
+    def build_command(self, out_dir: Path, name: str, *, seed: int, latent_channels: int, text_width: int,
+                      family: str = "sd15") -> list[str]:
+        """The command that writes <out_dir>/<name>.safetensors and prints its JSON report last."""
+        command = [str(self.python), str(LIVE_DIR / self.builder), "--out-dir", str(out_dir), "--name", name,
+                   "--seed", str(seed), "--latent-channels", str(latent_channels)]
+        if self.key == "a1111":
+            if family != "sd15":
+                raise ValueError(f"the {self.title} builder makes SD-1 checkpoints only, not {family}")
+            return [*command, "--webui-dir", str(self.root), "--text-width", str(text_width)]
+        if text_width != self.text_width:
+            raise ValueError(f"{self.title} recognises SD-1.5 by its 768-wide text encoder only, not {text_width}")
+        return [*command, "--forge-dir", str(self.root), "--family", family]
+
+
+A1111 = LiveHost(
+    key="a1111",
+    title="AUTOMATIC1111 v1.10.1",
+    dir_var="WEBUI_DIR",
+    python_var="WEBUI_PYTHON",
+    # --skip-prepare-environment: no cloning or pip installs; --no-half: CPU has no fp16 UNet path;
+    # --server-name 127.0.0.1 keeps the server on the loopback interface (never --listen or --share).
+    launch_flags=("--skip-prepare-environment", "--no-half", "--api", "--use-cpu", "all", "--skip-version-check",
+                  "--no-download-sd-model", "--server-name", "127.0.0.1"),
+    # the --ckpt model loads in a thread of its own at start
+    ready_markers=("Startup time:", "Model loaded in"),
+    text_width=32,
+    builder="tiny_host_checkpoint.py",
+    required=(("launch.py", "no launch.py: point it at an AUTOMATIC1111 v1.10.1 checkout"),
+              ("repositories/stable-diffusion-stability-ai/ldm", "its repositories are not set up (no ldm)")),
+    writes_checkpoint_yaml=True,
+)
+
+FORGE = LiveHost(
+    key="forge",
+    title="Stable Diffusion WebUI Forge",
+    dir_var="FORGE_DIR",
+    python_var="FORGE_PYTHON",
+    # --always-cpu: without it Forge's backend needs CUDA; Forge ignores A1111's --use-cpu and --no-half.
+    launch_flags=("--always-cpu", "--skip-prepare-environment", "--skip-install", "--skip-torch-cuda-test",
+                  "--skip-python-version-check", "--skip-version-check", "--no-download-sd-model", "--api",
+                  "--server-name", "127.0.0.1"),
+    ready_markers=("Startup time:",),  # Forge loads the --ckpt model at the first request
+    text_width=768,
+    builder="forge_host_checkpoint.py",
+    required=(("launch.py", "no launch.py: point it at a Stable Diffusion WebUI Forge checkout"),
+              ("modules_forge", "no modules_forge: this is not a Forge checkout"),
+              ("repositories/huggingface_guess/huggingface_guess", "repositories/huggingface_guess is not set up")),
+    own_hf_home=True,
+    extra_samplers=("DDPM",),
+    hires_fields=(("hr_additional_modules", ["Use same choices"]),),
+    api_infotext=False,
+    options_lists_extensions=False,
+)
+
+HOSTS = {host.key: host for host in (A1111, FORGE)}
+
+
+def selected() -> LiveHost | None:
+    chosen = os.environ.get("LIVE_HOST", "").strip().lower()
+    if chosen:
+        if chosen not in HOSTS:
+            raise SystemExit(f"LIVE_HOST={chosen!r}: give one of {', '.join(HOSTS)}")
+        return HOSTS[chosen] if os.environ.get(HOSTS[chosen].dir_var) else None
+    return next((host for host in (A1111, FORGE) if os.environ.get(host.dir_var)), None)
+
+
+HOST = selected()
+SKIP_REASON = (
+    "neither WEBUI_DIR nor FORGE_DIR is set (or LIVE_HOST names one that is not): the live tier drives a real "
+    "webui, AUTOMATIC1111 v1.10.1 (WEBUI_DIR=/path/to/webui, WEBUI_PYTHON defaults to WEBUI_DIR/venv/bin/python) "
+    "or Forge (FORGE_DIR, FORGE_PYTHON); see tests/live/README.md"
+)
