@@ -120,7 +120,7 @@ def test_presets_put_get_delete_with_an_encoded_title(webui, host_checkpoint, no
     assert " [" in title  # spaces and brackets: the path must be URL-encoded
     saved = webui.request("PUT", f"{API}/presets/{quoted(title)}", {"enabled": True, "guidance_scale": 2.5})
     assert saved == {"checkpoint": title, "checkpoint_hash": title[-11:-1], "enabled": True, "module": "",
-                     "guidance_scale": 2.5, "text_source": "auto"}
+                     "guidance_scale": 2.5, "text_source": "auto", "strength": 1.0}
     listing = webui.get(f"{API}/presets")
     assert listing["presets"][title]["guidance_scale"] == 2.5
     assert listing["checkpoint_in_use"] == title
