@@ -7,9 +7,10 @@ Tests marked `live` are skipped at collection, with the reason shown, where neit
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import subprocess
+import shutil
 import sys
 import time
 import urllib.parse
@@ -22,7 +23,7 @@ LIVE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = LIVE_DIR.parents[1]
 sys.path.insert(0, str(LIVE_DIR))  # the helpers beside this file (no package: the tests dirs have no __init__)
 
-from live_hosts import HOST, SKIP_REASON  # noqa: E402
+from live_hosts import HOST, SKIP_REASON, BuildError  # noqa: E402
 from tiny_sing_module import write_tiny_sing_module  # noqa: E402
 from webui_client import WebuiClient  # noqa: E402
 from webui_server import WebuiServer, WebuiStartError  # noqa: E402
@@ -32,7 +33,6 @@ CHECKPOINT_NAME = "tiny-sd1"
 MODULE_NAME = "tiny-sing"
 TEXT_MODULE_NAME = "tiny-sing-text"
 START_TIMEOUT = float(os.environ.get("WEBUI_START_TIMEOUT", "240" if HOST is None or HOST.key == "a1111" else "600"))
-BUILD_TIMEOUT = 900
 
 
 def pytest_report_header(config):
@@ -108,6 +108,20 @@ def data_dir(live_dir) -> Path:
     return live_dir / "data"
 
 
+def checkpoint_cache(name: str, options: dict) -> Path | None:
+    """With LIVE_CHECKPOINT_CACHE set, the folder a checkpoint is built in once and reused from by later sessions,
+    keyed by the host, the builders' source and the build's options (a Forge checkpoint takes minutes here)."""
+    root = os.environ.get("LIVE_CHECKPOINT_CACHE")
+    if not root:
+        return None
+    digest = hashlib.sha256(json.dumps([HOST.key, str(HOST.root), name, options]).encode())
+    for source in sorted(LIVE_DIR.glob("*_checkpoint.py")):
+        digest.update(source.read_bytes())
+    folder = Path(root).expanduser() / f"{HOST.key}-{name}-{digest.hexdigest()[:12]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def build_host_checkpoint(webui_install, data_dir, live_dir):
     """Factory: build(name, seed=0, latent_channels=4, text_width=HOST.text_width, family="sd15") -> HostCheckpoint,
@@ -122,21 +136,27 @@ def build_host_checkpoint(webui_install, data_dir, live_dir):
         if name in built:
             return built[name]
         out_dir = data_dir / "models" / "Stable-diffusion"
-        command = HOST.build_command(out_dir, name, seed=seed, latent_channels=latent_channels,
-                                     text_width=text_width or HOST.text_width, family=family)
-        log = live_dir / f"{name}.build.log"
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **HOST.environment(live_dir)}
-        for variable in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-            env.pop(variable, None)
-        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, env=env,
-                              cwd=live_dir)
-        log.write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-            pytest.fail(f"building checkpoint {name} failed (exit {done.returncode}); full output in {log}:\n{tail}")
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        built[name] = HostCheckpoint(name, Path(report["checkpoint"]), report)
+        options = {"seed": seed, "latent_channels": latent_channels, "text_width": text_width or HOST.text_width,
+                   "family": family}
+        cache = checkpoint_cache(name, options)
+        build_dir = out_dir if cache is None else cache
+        if cache is None or not (cache / "report.json").is_file():
+            try:
+                report = HOST.build(build_dir, name, live_dir, **options)
+            except BuildError as error:
+                pytest.fail(str(error), pytrace=False)
+            if cache is not None:
+                (cache / "report.json").write_text(json.dumps(report))
+        if cache is not None:  # hard links: the webui must see the files inside its models folder
+            report = json.loads((cache / "report.json").read_text())
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for item in cache.glob(f"{name}*"):
+                target = out_dir / item.name
+                if item.is_dir():
+                    shutil.copytree(item, target, copy_function=os.link)
+                else:
+                    os.link(item, target)
+        built[name] = HostCheckpoint(name, out_dir / f"{name}.safetensors", report)
         return built[name]
 
     return build

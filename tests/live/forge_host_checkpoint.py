@@ -10,8 +10,8 @@ configs it ships: SD-1.5 needs model_channels 320, context 768, no linear projec
 context 2048, adm 2816, linear projections and input transformer depths [0, 0, 2, 2, 10, 10]. The rest of the UNet
 is free, so it is reduced (one level for SD-1.5; 320 wide throughout for SDXL). The VAE and CLIP-L are full size,
 since Forge loads them into fixed-size models without initialising them first (a missing key would be whatever
-memory held). SDXL's 694 M-parameter CLIP-G carries only a few layers: it is never meant to give a usable
-conditioning, only to load (the SDXL checkpoint exists to be refused).
+memory held, or no weight at all). SDXL's 694 M-parameter CLIP-G is all zeros: never meant to give a usable
+conditioning, only to load (the SDXL checkpoint exists to be refused); it makes that file 1.9 GB.
 
 The file is in the original ldm key layout a downloaded checkpoint has (model.diffusion_model.*,
 first_stage_model.*, cond_stage_model.transformer.text_model.* or conditioner.embedders.*). The VAE gets the same
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 import torch
-from tiny_host_checkpoint import reinit_zero_layers, wire_brightness_path
+from tiny_host_checkpoint import builder_arguments, print_report, reinit_zero_layers, wire_brightness_path
 
 SD15_REPO = "backend/huggingface/runwayml/stable-diffusion-v1-5"
 SDXL_REPO = "backend/huggingface/stabilityai/stable-diffusion-xl-base-1.0"
@@ -45,17 +45,12 @@ SDXL_UNET = {
 # huggingface_guess class each family must be detected as
 DETECTED = {"sd15": "SD15", "sdxl": "SDXL"}
 FULL_SIZE_GROUP = tuple(range(16))  # the first GroupNorm group of the VAE's 512-channel blocks
-CLIP_G_LAYERS = 2  # open_clip resblocks written for SDXL's CLIP-G (Forge asserts more than 16 keys)
+CLIP_G_LAYERS = 32
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--forge-dir", type=Path, required=True, help="root of the Forge checkout")
-    parser.add_argument("--out-dir", type=Path, required=True, help="folder to write the checkpoint into")
-    parser.add_argument("--name", default="tiny-sd15", help="file name stem (default tiny-sd15)")
-    parser.add_argument("--seed", type=int, default=0, help="torch seed for the random weights (default 0)")
+    parser = builder_arguments(__doc__.splitlines()[0], "forge", "Forge", "UNet in/out channels (the VAE keeps 4)")
     parser.add_argument("--family", choices=sorted(DETECTED), default="sd15")
-    parser.add_argument("--latent-channels", type=int, default=4, help="UNet in/out channels (the VAE keeps 4)")
     return parser.parse_args(argv)
 
 
@@ -91,25 +86,29 @@ def build_clip_l(repo: Path) -> torch.nn.Module:
     return model
 
 
-def clip_g_open_clip_keys(seed: int) -> dict[str, torch.Tensor]:
-    """A few layers of SDXL's CLIP-G in the open_clip layout SDXL checkpoints use (width 1280, MLP 5120)."""
-    generator = torch.Generator().manual_seed(seed)
+def clip_g_open_clip_keys() -> dict[str, torch.Tensor]:
+    """SDXL's CLIP-G (32 layers, width 1280, MLP 5120) in the open_clip layout SDXL checkpoints use, all zeros
+    but the layer norms' scales, in fp16: Forge's loader needs every key (its layers have no weight until loaded),
+    and a zero text tower gives finite zeros, which is all the refusal test needs of it."""
     width, mlp = 1280, 5120
 
-    def rand(*shape):
-        return torch.randn(*shape, generator=generator) * 0.02
+    def zeros(*shape):
+        return torch.zeros(*shape, dtype=torch.float16)
 
-    keys = {"positional_embedding": rand(77, width), "ln_final.weight": torch.ones(width),
-            "ln_final.bias": torch.zeros(width), "text_projection": rand(width, width)}
+    def ones(*shape):
+        return torch.ones(*shape, dtype=torch.float16)
+
+    keys = {"token_embedding.weight": zeros(49408, width), "positional_embedding": zeros(77, width),
+            "ln_final.weight": ones(width), "ln_final.bias": zeros(width), "text_projection": zeros(width, width)}
     for layer in range(CLIP_G_LAYERS):
         block = f"transformer.resblocks.{layer}."
         keys.update({
-            block + "ln_1.weight": torch.ones(width), block + "ln_1.bias": torch.zeros(width),
-            block + "ln_2.weight": torch.ones(width), block + "ln_2.bias": torch.zeros(width),
-            block + "attn.in_proj_weight": rand(3 * width, width), block + "attn.in_proj_bias": torch.zeros(3 * width),
-            block + "attn.out_proj.weight": rand(width, width), block + "attn.out_proj.bias": torch.zeros(width),
-            block + "mlp.c_fc.weight": rand(mlp, width), block + "mlp.c_fc.bias": torch.zeros(mlp),
-            block + "mlp.c_proj.weight": rand(width, mlp), block + "mlp.c_proj.bias": torch.zeros(width),
+            block + "ln_1.weight": ones(width), block + "ln_1.bias": zeros(width),
+            block + "ln_2.weight": ones(width), block + "ln_2.bias": zeros(width),
+            block + "attn.in_proj_weight": zeros(3 * width, width), block + "attn.in_proj_bias": zeros(3 * width),
+            block + "attn.out_proj.weight": zeros(width, width), block + "attn.out_proj.bias": zeros(width),
+            block + "mlp.c_fc.weight": zeros(mlp, width), block + "mlp.c_fc.bias": zeros(mlp),
+            block + "mlp.c_proj.weight": zeros(width, mlp), block + "mlp.c_proj.bias": zeros(width),
         })  # fmt: skip
     return {f"conditioner.embedders.1.model.{key}": value for key, value in keys.items()}
 
@@ -157,12 +156,12 @@ def main(argv: list[str]) -> int:
         response = measure_brightness_response(ScaledVae(vae, scale), 4, args.seed)
 
     state = prefixed("model.diffusion_model.", unet) | prefixed("first_stage_model.", vae)
-    if args.family == "sd15":
-        state |= prefixed("cond_stage_model.transformer.", clip_l)
-    else:
-        state |= prefixed("conditioner.embedders.0.transformer.", clip_l) | clip_g_open_clip_keys(args.seed)
+    text_prefix = "cond_stage_model.transformer." if args.family == "sd15" else "conditioner.embedders.0.transformer."
+    state |= prefixed(text_prefix, clip_l)
     state = {key: value.detach().to(torch.float16).contiguous().clone() for key, value in state.items()
              if not key.endswith("position_ids")}
+    if args.family == "sdxl":
+        state |= clip_g_open_clip_keys()
     detected = detected_family(dict(state))
     if detected != DETECTED[args.family] and not (args.latent_channels != 4 and args.family == "sd15"):
         raise SystemExit(f"forge_host_checkpoint: Forge's huggingface_guess detects this {args.family} checkpoint as "
@@ -170,19 +169,9 @@ def main(argv: list[str]) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = args.out_dir / f"{args.name}.safetensors"
     save_file(state, str(checkpoint))
-    report = {
-        "checkpoint": str(checkpoint.resolve()),
-        "family": args.family,
-        "detected_as": detected,
-        "latent_channels": args.latent_channels,
-        "text_width": clip_l.config.hidden_size,
-        "parameters": sum(v.numel() for v in state.values()),
-        "unet_parameters": sum(p.numel() for p in unet.parameters()),
-        "reinitialised_layers": len(revived),
-        **response,
-    }
-    print(json.dumps(report))
-    return 0
+    return print_report(checkpoint, state, revived, response, family=args.family, detected_as=detected,
+                        latent_channels=args.latent_channels, text_width=clip_l.config.hidden_size,
+                        unet_parameters=sum(p.numel() for p in unet.parameters()))
 
 
 if __name__ == "__main__":

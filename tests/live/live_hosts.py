@@ -11,11 +11,18 @@ read from `HOST` here, never decided in a test file.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 LIVE_DIR = Path(__file__).resolve().parent
+BUILD_TIMEOUT = 900
+
+
+class BuildError(RuntimeError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -34,8 +41,14 @@ class LiveHost:
     # Give the host (and its builder) a Hugging Face cache of the session's: Forge's transformers would otherwise
     # migrate the user's ~/.cache/huggingface on its first start.
     own_hf_home: bool = False
+    # The builder's UNet in diffusers' terms: a module of the host UNet's shape and size (the overhead benchmark).
+    unet_as_diffusers: tuple[tuple[str, object], ...] = ()
+    # Console lines of a failed start worth another try on a fresh port: Forge's gradio 4 gives uvicorn 5 s to
+    # come up and, on a busy machine, then reports its own port as taken while the server starts anyway.
+    start_retry_markers: tuple[str, ...] = ()
     # How the host answers a request on an SD-1 checkpoint with an 8-channel UNet and no SingDiffusion: it loads,
-    # then sampling fails (the noise has the VAE's 4 channels) with this in the error.
+    # then sampling fails with this in the error (A1111: its noise has 4 channels; Forge takes the UNet for an
+    # instruct-pix2pix one and feeds it noise and image conditioning, 9 channels).
     eight_channel_error: str = "to have 8 channels, but got 4 channels"
     writes_checkpoint_yaml: bool = False  # the builder puts a same-named .yaml (the model's config) beside it
     extra_samplers: tuple[str, ...] = ()  # samplers only this host has
@@ -81,6 +94,24 @@ class LiveHost:
         return [*command, "--forge-dir", str(self.root), "--family", family]
 
 
+    def build(self, out_dir: Path, name: str, log_dir: Path, **options) -> dict:
+        """Run the builder (offline, one OpenMP thread unless told otherwise); its JSON report. BuildError names
+        the log and ends with the output's last lines."""
+        log = log_dir / f"{name}.build.log"
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **self.environment(log_dir)}
+        for variable in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):  # the test interpreter's, not the host's
+            env.pop(variable, None)
+        done = subprocess.run(self.build_command(out_dir, name, **options), capture_output=True, text=True,
+                              timeout=BUILD_TIMEOUT, check=False, env=env, cwd=log_dir)
+        log.write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+            raise BuildError(f"building checkpoint {name} failed (exit {done.returncode}); full output in {log}:\n"
+                             f"{tail}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 A1111 = LiveHost(
     key="a1111",
     title="AUTOMATIC1111 v1.10.1",
@@ -97,6 +128,11 @@ A1111 = LiveHost(
     required=(("launch.py", "no launch.py: point it at an AUTOMATIC1111 v1.10.1 checkout"),
               ("repositories/stable-diffusion-stability-ai/ldm", "its repositories are not set up (no ldm)")),
     writes_checkpoint_yaml=True,
+    # model_channels 32, channel_mult [1, 2], one res block, attention at ×2, 2 heads, context 32
+    unet_as_diffusers=(("block_out_channels", [32, 64]), ("layers_per_block", 1),
+                       ("down_block_types", ["DownBlock2D", "CrossAttnDownBlock2D"]),
+                       ("up_block_types", ["CrossAttnUpBlock2D", "UpBlock2D"]), ("cross_attention_dim", 32),
+                       ("attention_head_dim", 2), ("norm_num_groups", 32)),
 )
 
 FORGE = LiveHost(
@@ -109,16 +145,22 @@ FORGE = LiveHost(
                   "--skip-python-version-check", "--skip-version-check", "--no-download-sd-model", "--api",
                   "--server-name", "127.0.0.1"),
     ready_markers=("Startup time:",),  # Forge loads the --ckpt model at the first request
+    start_retry_markers=("Cannot find empty port in range",),
     text_width=768,
     builder="forge_host_checkpoint.py",
     required=(("launch.py", "no launch.py: point it at a Stable Diffusion WebUI Forge checkout"),
               ("modules_forge", "no modules_forge: this is not a Forge checkout"),
               ("repositories/huggingface_guess/huggingface_guess", "repositories/huggingface_guess is not set up")),
     own_hf_home=True,
+    eight_channel_error="to have 8 channels, but got 9 channels",
     extra_samplers=("DDPM",),
     hires_fields=(("hr_additional_modules", ["Use same choices"]),),
     api_infotext=False,
     options_lists_extensions=False,
+    # model_channels 320, one level of one res block with a transformer, 8 heads, context 768
+    unet_as_diffusers=(("block_out_channels", [320]), ("layers_per_block", 1),
+                       ("down_block_types", ["CrossAttnDownBlock2D"]), ("up_block_types", ["CrossAttnUpBlock2D"]),
+                       ("cross_attention_dim", 768), ("attention_head_dim", 8), ("norm_num_groups", 32)),
 )
 
 HOSTS = {host.key: host for host in (A1111, FORGE)}

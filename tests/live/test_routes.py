@@ -65,8 +65,9 @@ def test_the_singdiffusion_dir_flag_adds_a_module_folder(own_webui, sing_module,
     """A webui of its own (the session's runs without the flag): modules from --singdiffusion-dir are listed, found
     by refresh, and used."""
     extra = live_dir / "extra-modules"
-    write_tiny_sing_module(extra / "extra-one", seed=3)
-    write_tiny_sing_module(extra / sing_module.name, seed=4)  # same name: the models folder wins
+    width = HOST.text_width
+    write_tiny_sing_module(extra / "extra-one", seed=3, cross_attention_dim=width)
+    write_tiny_sing_module(extra / sing_module.name, seed=4, cross_attention_dim=width)  # the models folder wins
 
     def put_the_module_in(data):
         shutil.copytree(sing_module.folder, data / "models" / "SingDiffusion" / sing_module.name)
@@ -76,7 +77,7 @@ def test_the_singdiffusion_dir_flag_adds_a_module_folder(own_webui, sing_module,
         rows = modules_by_name(client.get(f"{API}/modules"))
         assert (rows["extra-one"]["folder"], rows["extra-one"]["path"]) == ("--singdiffusion-dir", "extra-one")
         assert rows[sing_module.name]["folder"] == "models/SingDiffusion"
-        write_tiny_sing_module(extra / "sub" / "extra-two", seed=5)
+        write_tiny_sing_module(extra / "sub" / "extra-two", seed=5, cross_attention_dim=width)
         assert modules_by_name(client.post(f"{API}/refresh"))["extra-two"]["path"] == "sub/extra-two"
         used = client.txt2img(seed=9, alwayson_scripts={"SingDiffusion": {"args": [True, "extra-two"]}})
         assert "SingDiffusion: extra-two [" in used.info["infotexts"][0]

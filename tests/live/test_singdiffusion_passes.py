@@ -88,6 +88,7 @@ def test_inpainting_from_nothing_starts_the_masked_region_from_the_module(webui,
                 "mask": encode_png(mask), "mask_blur": 0, "inpainting_fill": fill, "inpaint_full_res": False}
 
     def first_capture(**extra):
+        webui.img2img(image, **settings)  # the VAE's posterior sample: see img2img_after_priming
         probe.reset(webui)
         result = webui.img2img(image, **settings, **extra)
         return result, probe.captures(webui)[0]

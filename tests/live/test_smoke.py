@@ -15,7 +15,7 @@ def test_webui_serves_the_tiny_checkpoint(webui, host_checkpoint):
     assert host_checkpoint.name in listed
     if HOST.writes_checkpoint_yaml:  # A1111 takes a same-named .yaml beside a checkpoint as its config
         assert listed[host_checkpoint.name]["config"].endswith(f"{host_checkpoint.name}.yaml")
-    assert webui.options()["sd_model_checkpoint"].startswith(f"{host_checkpoint.name}.safetensors")
+    assert webui.checkpoint_in_use() == host_checkpoint.name
 
 
 def test_txt2img_without_scripts_returns_one_64px_image(webui):

@@ -37,13 +37,20 @@ ENCODER_GAIN = 4.0  # encoder conv_out weight: the latent mean moves by about ±
 LOGVAR_BIAS = -20.0  # posterior std e^-10: encoding is effectively deterministic
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--webui-dir", type=Path, required=True, help="root of the AUTOMATIC1111 checkout")
+def builder_arguments(description: str, flag: str, webui: str, latent_channels_help: str) -> argparse.ArgumentParser:
+    """The arguments every host's checkpoint builder takes (the live tier calls them alike)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(f"--{flag}-dir", type=Path, required=True, help=f"root of the {webui} checkout")
     parser.add_argument("--out-dir", type=Path, required=True, help="folder to write the checkpoint into")
     parser.add_argument("--name", default="tiny-sd1", help="file name stem (default tiny-sd1)")
     parser.add_argument("--seed", type=int, default=0, help="torch seed for the random weights (default 0)")
-    parser.add_argument("--latent-channels", type=int, default=4, help="UNet/VAE latent channels (SD-1 has 4)")
+    parser.add_argument("--latent-channels", type=int, default=4, help=latent_channels_help)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = builder_arguments(__doc__.splitlines()[0], "webui", "AUTOMATIC1111",
+                               "UNet/VAE latent channels (SD-1 has 4)")
     parser.add_argument("--text-width", type=int, default=32, help="CLIP hidden size = UNet context_dim")
     return parser.parse_args(argv)
 
@@ -279,16 +286,16 @@ def main(argv: list[str]) -> int:
     state = {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
     save_file(state, str(checkpoint))
     OmegaConf.save(config, args.out_dir / f"{args.name}.yaml")
-    report = {
-        "checkpoint": str(checkpoint.resolve()),
-        "config": str((args.out_dir / f"{args.name}.yaml").resolve()),
-        "text_encoder": str(clip_folder.resolve()),
-        "latent_channels": args.latent_channels,
-        "text_width": args.text_width,
-        "parameters": sum(v.numel() for v in state.values()),
-        "reinitialised_layers": len(revived),
-        **response,
-    }
+    config_path = (args.out_dir / f"{args.name}.yaml").resolve()
+    return print_report(checkpoint, state, revived, response, config=str(config_path),
+                        text_encoder=str(clip_folder.resolve()), latent_channels=args.latent_channels,
+                        text_width=args.text_width)
+
+
+def print_report(checkpoint: Path, state: dict, revived: list[str], response: dict, **fields) -> int:
+    """The builder's last line: a JSON report the live tier reads (HostCheckpoint.report)."""
+    report = {"checkpoint": str(checkpoint.resolve()), **fields,
+              "parameters": sum(v.numel() for v in state.values()), "reinitialised_layers": len(revived), **response}
     print(json.dumps(report))
     return 0
 

@@ -148,3 +148,9 @@ class WebuiClient:
     def use_checkpoint(self, name: str) -> None:
         """Load checkpoint `name` (a file stem as listed by checkpoints()['model_name'])."""
         self.set_options(sd_model_checkpoint=name)
+
+    def checkpoint_in_use(self) -> str:
+        """The file stem of the checkpoint the settings name (A1111 keeps its title, "name.safetensors [hash]",
+        Forge the name it was given)."""
+        value = self.options()["sd_model_checkpoint"].split(" [")[0]
+        return value.removesuffix(".safetensors").removesuffix(".ckpt")

@@ -18,8 +18,15 @@ from live_hosts import HOST, LiveHost
 ENV_DROPPED = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS")
 
 
+START_ATTEMPTS = 3
+
+
 class WebuiStartError(RuntimeError):
     pass
+
+
+class StartAgain(RuntimeError):  # noqa: N818 - a signal to retry, not an error the caller sees
+    """The webui failed to start for a reason of the moment (see LiveHost.start_retry_markers)."""
 
 
 def free_port() -> int:
@@ -70,6 +77,18 @@ class WebuiServer:
         return env
 
     def start(self, timeout: float) -> None:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.launch()
+            try:
+                self.wait_ready(timeout)
+                return
+            except StartAgain as again:
+                if attempt == START_ATTEMPTS:
+                    raise WebuiStartError(self.failure(f"{again} (attempt {attempt} of {START_ATTEMPTS})")) from None
+                self.stop()
+                self.port = free_port()
+
+    def launch(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             # A session of its own, so stop() can end the webui together with any child it spawned.
@@ -82,7 +101,6 @@ class WebuiServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -90,6 +108,9 @@ class WebuiServer:
             if self.process.poll() is not None:
                 raise WebuiStartError(self.failure(f"the webui exited with code {self.process.returncode}"))
             log = self.log_text()
+            retry = next((marker for marker in self.host.start_retry_markers if marker in log), None)
+            if retry is not None:
+                raise StartAgain(f"the webui failed to start: {retry!r}")
             if all(marker in log for marker in self.host.ready_markers) and self.answers():
                 return
             time.sleep(0.5)

@@ -8,7 +8,9 @@ for timestep samplers. For every sampling (each pass of each batch) it keeps tha
 conditioning rows at step 0 (none for the negative prompt where the webui computed none: Forge at CFG scale 1)
 and the unit noise the webui drew (reproduced with the webui's own ImageRNG), and serves them at
 GET /singdiffusion-probe/captures as base64 safetensors. POST /singdiffusion-probe/reset clears.
-In Forge, GET /singdiffusion-probe/loaded-models lists what its memory manager holds (class names, devices).
+In Forge, GET /singdiffusion-probe/loaded-models lists what its memory manager holds (class names, devices), and
+GET /singdiffusion-probe/families what SingDiffusion's Forge reader makes of each of Forge's engines (instances
+made without loading weights: SD3, Flux and Chroma checkpoints are too large to build here).
 """
 
 import base64
@@ -20,6 +22,9 @@ from modules.sd_samplers_cfg_denoiser import CFGDenoiser
 from safetensors.torch import save
 
 captures = []
+# The A1111-style flag each Forge engine's __init__ sets (backend/diffusion_engine); Flux and Chroma set none.
+FLAGS_SET = {"StableDiffusion": ("is_sd1",), "StableDiffusion2": ("is_sd2",), "StableDiffusionXL": ("is_sdxl",),
+             "StableDiffusionXLRefiner": ("is_sdxl",), "StableDiffusion3": ("is_sd3",)}
 SEEN_ATTR = "_singdiffusion_probe_seen"  # on p: the (iteration, hires pass) samplings already recorded
 
 
@@ -79,6 +84,23 @@ def on_app_started(_demo, app):
 
             return [{"class": type(loaded.model.model).__name__, "device": str(loaded.model.current_device),
                      "load_device": str(loaded.device)} for loaded in memory_management.current_loaded_models]
+
+        @app.get("/singdiffusion-probe/families")
+        def families():
+            from backend import loader
+
+            from sing_webui import rules
+            from sing_webui.hosts import webui  # the extension's reader, already imported by its script
+
+            found = {}
+            for engine in loader.possible_models:
+                model = engine.__new__(engine)
+                model.fix_for_webui_backward_compatibility()  # the A1111-style flags, all False
+                for flag in ("is_sd1", "is_sd2", "is_sdxl", "is_sd3"):  # then set as each engine's __init__ does
+                    setattr(model, flag, flag in FLAGS_SET.get(engine.__name__, ()))
+                family = webui.family(model)
+                found[engine.__name__] = {"family": family, "refusal": rules.fit_refusal(family, 4, 4, "m [0]")}
+            return found
 
 
 if not getattr(CFGDenoiser.forward, "singdiffusion_probe", False):  # once, also across UI reloads
