@@ -15,7 +15,7 @@ import time
 import torch
 from modules.processing import StableDiffusionProcessingImg2Img
 
-from sing_core.args import FIELD_BY_KEY, FIELDS, ArgsError, SingArgs, check_value, infotext_params
+from sing_core.args import FIELD_BY_KEY, FIELDS, SingArgs, check_value, infotext_params
 from sing_core.compose import composable_x0
 from sing_core.library import ModuleEntry, ModuleGoneError
 from sing_core.module import SingModule
@@ -76,10 +76,8 @@ def prepare(p, script_args) -> None:
         setattr(p, PLAN_ATTR, Plan(args, entry, module, args.guidance_scale or p.cfg_scale, text_source, encoder))
     except SingDiffusionError as error:
         fail_request(p, error)
-    except (ArgsError, LookupError) as error:  # what the request asked for, or a module it named, does not exist
-        fail_request(p, SingDiffusionError(str(error)))
-    except Exception as error:  # anything else must still stop the generation: never silently without the module
-        fail_request(p, SingDiffusionError(f"{type(error).__name__}: {error}", status_code=500))
+    except Exception as error:  # anything must stop the generation: never silently without the module
+        fail_request(p, SingDiffusionError(rules.failure_message(error), rules.failure_status(error)))
 
 
 def skip_reason(p, plan: Plan) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from sing_core.args import ArgsError
 from sing_core.schedule import sigma_from_alpha_cumprod
 
 SERVED_FAMILIES = ("SD-1.x", "SD-2.x")
@@ -45,6 +46,17 @@ def text_source(choice: str, family: str, host_text_width: int | None, module_wi
     if choice != "auto":
         return choice
     return "host" if fits and clip_skip == 1 else "module"
+
+
+def failure_status(error: Exception) -> int:
+    """The HTTP status a failure gives the request: 422 for what the request asked (a bad argument, a module or
+    file it names that does not exist), 500 for anything else (the server's state, a bug)."""
+    return 422 if isinstance(error, ArgsError | LookupError | RefusalError) else 500
+
+
+def failure_message(error: Exception) -> str:
+    """What the user reads: our own messages as they are, anything else with its type."""
+    return str(error) if failure_status(error) == 422 else f"{type(error).__name__}: {error}"
 
 
 def img2img_skip_reason(denoising_strength: float, has_mask: bool, inpainting_fill: int | None) -> str | None:

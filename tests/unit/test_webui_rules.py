@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sing_core.args import ArgsError
+from sing_core.library import UnknownModuleError
 from sing_webui import rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +102,17 @@ def test_timestep_first_point_is_finite_or_infinite_but_never_nan():
     assert point.sigma == pytest.approx(14.6146, abs=1e-4)
     assert (point.scaling, point.alpha_cumprod, point.timestep) == ("none", 0.0046601, 999)
     assert math.isinf(rules.timestep_first_point(0.0, 999).sigma)
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (ArgsError("'enabled' must be true or false"), 422),
+    (UnknownModuleError("SingDiffusion module 'x' is not installed"), 422),
+    (LookupError("the 'module' text source needs SD-1.5's CLIP-L"), 422),
+    (FileNotFoundError("the CLIP-L file 'x' is not a file under /models"), 500),  # the server's files
+    (rules.RefusalError("text source 'host' needs ..."), 422),
+    (RuntimeError("CUDA out of memory"), 500),
+])
+def test_failures_map_to_the_request_or_the_server(error, status):
+    assert rules.failure_status(error) == status
+    message = rules.failure_message(error)
+    assert message == (str(error) if status == 422 else f"{type(error).__name__}: {error}")
