@@ -55,6 +55,8 @@ class WebuiServer:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
+    ready_markers: tuple[str, ...] = READY_MARKERS  # console lines that must be there before it is ready
+    ping_path: str = "/internal/ping"  # answers 200 once the HTTP server is up
 
     @property
     def url(self) -> str:
@@ -103,14 +105,14 @@ class WebuiServer:
             if self.process.poll() is not None:
                 raise WebuiStartError(self.failure(f"the webui exited with code {self.process.returncode}"))
             log = self.log_text()
-            if all(marker in log for marker in READY_MARKERS) and self.answers():
+            if all(marker in log for marker in self.ready_markers) and self.answers():
                 return
             time.sleep(0.5)
         raise WebuiStartError(self.failure(f"the webui did not answer within {timeout:.0f} s"))
 
     def answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/internal/ping", timeout=5) as response:
+            with urllib.request.urlopen(f"{self.url}{self.ping_path}", timeout=5) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
