@@ -15,7 +15,7 @@ import torch
 
 from sing_core.start import sigma_start
 
-from . import applies, conds
+from . import applies, conds, family
 
 log = logging.getLogger("SingDiffusion")
 
@@ -46,6 +46,9 @@ class SingStart:
     def start_noise(self, executor, guider, sigmas, noise, latent_image, denoise_mask) -> torch.Tensor:
         """The noise to hand the sampler: SingDiffusion's start when sampling from nothing, else `noise` itself."""
         model_sampling = guider.inner_model.model_sampling
+        refused = family.sampling_refusal(family.sampling_names(model_sampling), type(guider.inner_model).__name__)
+        if refused:
+            raise ValueError(refused)
         sigma0 = float(sigmas[0])
         max_denoise = max_denoise_of(executor, guider, sigmas)
         at_top = max_denoise or applies.starts_at_top(sigmas, model_sampling.sigmas.tolist(),

@@ -15,7 +15,19 @@ import torch
 from sing_core.schedule import sd_alphas_cumprod, sigma_from_alpha_cumprod
 
 
-class StandInEpsSampling:
+class ModelSamplingDiscrete:
+    """Named as ComfyUI's class: the adapter tells eps/v models apart from flows by the model_sampling's classes."""
+
+
+class EPS:
+    """Named as ComfyUI's class (comfy.model_sampling.EPS)."""
+
+
+class CONST:
+    """Named as ComfyUI's flow class (comfy.model_sampling.CONST)."""
+
+
+class StandInEpsSampling(ModelSamplingDiscrete, EPS):
     """model_sampling of an SD-1 eps model: 1000 sigmas and ComfyUI's EPS.noise_scaling."""
 
     def __init__(self):
@@ -26,6 +38,10 @@ class StandInEpsSampling:
         sigma = sigma.view(())
         scale = torch.sqrt(1.0 + sigma**2) if max_denoise else sigma
         return noise * scale + latent_image
+
+
+class StandInFlowSampling(ModelSamplingDiscrete, CONST):
+    """A flow model's model_sampling (its scaling is never reached: the adapter refuses it first)."""
 
 
 @dataclass

@@ -79,6 +79,15 @@ def test_conditioning_of_another_width_is_an_error_not_a_silent_skip(module):
         sample(SingStart(StandInPatcher(module), 0.0), guider, torch.tensor([14.6146, 0.0]), torch.randn(1, 4, 8, 8))
 
 
+def test_a_flow_model_at_sampling_time_is_an_error(module):
+    from comfy_stand_ins import StandInFlowSampling, StandInInnerModel
+
+    guider = StandInGuider({"positive": [cond(torch.randn(1, 77, WIDTH))]},
+                           inner_model=StandInInnerModel(StandInFlowSampling()))
+    with pytest.raises(ValueError, match="eps or v prediction"):
+        sample(SingStart(StandInPatcher(module), 0.0), guider, torch.tensor([1.0, 0.0]), torch.randn(1, 4, 8, 8))
+
+
 SD15 = family.ModelFacts("SD15", "SD15", 4, ("ModelSampling", "ModelSamplingDiscrete", "EPS"), 768)
 
 
