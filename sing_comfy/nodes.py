@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from comfy.patcher_extension import WrappersMP
 
+from sing_core.args import FIELD_BY_KEY
 from sing_core.library import UnknownModuleError
 
 from . import conds, family, host
 from .start import SingStart
 
-GUIDANCE_HELP = ("Normalized CFG of the module: 0 follows the sampler's CFG scale, 1 or less uses the prompt alone.")
 TEXT_HELP = ("Optional: the module's text, encoded with SD-1.5's CLIP-L (CLIPLoader, type stable_diffusion). Needed "
              "for SD-2.x models; without it the sampler's own conditioning is used.")
 WRAPPER_KEY = "singdiffusion"
 
 host.register_folder()
+
+
+def schema_float(key: str) -> tuple:
+    """A FLOAT input from the one argument schema (sing_core/args.py): default, range and help as every host has."""
+    field = FIELD_BY_KEY[key]
+    return ("FLOAT", {"default": field.default, "min": field.minimum, "max": field.maximum, "step": 0.05,
+                      "tooltip": field.help})
 
 
 class SingDiffusionModuleLoader:
@@ -54,16 +61,17 @@ class SingDiffusionApply:
             "required": {
                 "model": ("MODEL",),
                 "sing_module": ("SING_MODULE",),
-                "guidance_scale": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1,
-                                             "tooltip": GUIDANCE_HELP}),
+                "guidance_scale": schema_float("guidance_scale"),
             },
             "optional": {
                 "positive": ("CONDITIONING", {"tooltip": TEXT_HELP}),
                 "negative": ("CONDITIONING", {"tooltip": TEXT_HELP}),
+                "strength": schema_float("strength"),
             },
         }
 
-    def apply(self, model, sing_module, guidance_scale, positive=None, negative=None):
+    def apply(self, model, sing_module, guidance_scale, positive=None, negative=None,
+              strength=FIELD_BY_KEY["strength"].default):
         module = sing_module.model.sing  # the patcher holds a HeldModule (held.py)
         conds.from_node(positive, negative, conds.Guidance([], [], 0.0))  # refuse bad text inputs now
         if positive is not None:
@@ -78,7 +86,7 @@ class SingDiffusionApply:
             raise ValueError(refusal)
         patched = model.clone()
         patched.remove_wrappers_with_key(WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY)  # a second Apply replaces the first
-        start = SingStart(sing_module, guidance_scale, positive, negative)
+        start = SingStart(sing_module, guidance_scale, positive, negative, strength)
         patched.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, start)
         patched.set_additional_models(WRAPPER_KEY, [sing_module])
         return (patched,)

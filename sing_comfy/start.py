@@ -65,14 +65,7 @@ class SingStart:
         x0_hat = conds.module_x0(module_forward(module), noise, guidance, sigma0).to(noise.dtype)
         scale = model_sampling.noise_scaling(sigmas[:1], torch.ones_like(noise[:1]), torch.zeros_like(noise[:1]),
                                              max_denoise)
-        return start_of(x0_hat, noise, sigma0, self.strength) / scale
-
-
-def start_of(x0_hat: torch.Tensor, x1: torch.Tensor, sigma0: float, strength: float) -> torch.Tensor:
-    """x̂0 + σ0·x1 (sing_core's σ form); strength λ scales x̂0 where the engine has it (λ = 1: the method)."""
-    if strength == 1.0:
-        return sigma_start(x0_hat, x1, sigma0)
-    return sigma_start(x0_hat, x1, sigma0, strength=strength)
+        return sigma_start(x0_hat, noise, sigma0, strength=self.strength) / scale  # λ·x̂0 + σ0·x1
 
 
 def max_denoise_of(executor, guider, sigmas) -> bool:

@@ -13,7 +13,7 @@ _save_counter = itertools.count()
 
 def txt2img(*, sampler="euler", scheduler="normal", steps=4, cfg=7.0, seed=1, batch=1, size=64, denoise=1.0,
             module: str | None = MODULE, guidance_scale=0.0, probe: str | None = None, sampler_node="KSampler",
-            add_noise=True, positive=POSITIVE, negative=NEGATIVE) -> dict:
+            add_noise=True, positive=POSITIVE, negative=NEGATIVE, strength: float | None = None) -> dict:
     """Checkpoint → [SingProbe] → [SingDiffusionApply] → sampler → VAEDecode → SaveImage."""
     graph = {
         "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
@@ -32,6 +32,8 @@ def txt2img(*, sampler="euler", scheduler="normal", steps=4, cfg=7.0, seed=1, ba
         graph["loader"] = {"class_type": "SingDiffusionModuleLoader", "inputs": {"module_name": module}}
         graph["apply"] = {"class_type": "SingDiffusionApply", "inputs": {
             "model": model, "sing_module": ["loader", 0], "guidance_scale": guidance_scale}}
+        if strength is not None:
+            graph["apply"]["inputs"]["strength"] = strength
         model = ["apply", 0]
     common = {"model": model, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0]}
     if sampler_node == "KSampler":

@@ -7,6 +7,8 @@ import pytest
 from comfy_live import PACK_NAME, REFERENCE_GRAPHS
 from graphs import txt2img
 
+from sing_core.args import FIELD_BY_KEY
+
 pytestmark = pytest.mark.comfyui
 
 
@@ -19,8 +21,13 @@ def test_pack_loads_with_both_nodes(comfy, comfy_server):
     assert loader["output"] == ["SING_MODULE"]
     assert apply["output"] == ["MODEL"]
     assert set(apply["input"]["required"]) == {"model", "sing_module", "guidance_scale"}
-    assert set(apply["input"]["optional"]) >= {"positive", "negative"}
-    assert apply["input"]["required"]["guidance_scale"][1]["default"] == 0.0
+    assert set(apply["input"]["optional"]) == {"positive", "negative", "strength"}
+    # from the one argument schema, as every host has them
+    for key, options in (("strength", apply["input"]["optional"]["strength"][1]),
+                         ("guidance_scale", apply["input"]["required"]["guidance_scale"][1])):
+        field = FIELD_BY_KEY[key]
+        assert (options["default"], options["min"], options["max"]) == (field.default, field.minimum, field.maximum)
+        assert options["tooltip"] == field.help
 
 
 def test_modules_from_the_model_folder_and_extra_model_paths(comfy, modules):

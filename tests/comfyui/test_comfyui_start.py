@@ -28,6 +28,7 @@ CASES = {
     "batch3": {"batch": 3, "seed": 11},
     "cfg1": {"cfg": 1.0},
     "guidance3": {"guidance_scale": 3.0},
+    "strength0.5": {"strength": 0.5},
     "KSamplerAdvanced": {"sampler_node": "KSamplerAdvanced", "sampler": "dpmpp_2m", "scheduler": "karras"},
     "SamplerCustom": {"sampler_node": "SamplerCustom", "sampler": "euler_ancestral"},
     "SamplerCustomAdvanced": {"sampler_node": "SamplerCustomAdvanced", "sampler": "dpmpp_2m", "scheduler": "karras"},
@@ -39,13 +40,13 @@ def stock_noise(shape, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=torch.manual_seed(seed), dtype=torch.float32)
 
 
-def expected_start(record: dict, module_path, guidance_scale: float) -> torch.Tensor:
+def expected_start(record: dict, module_path, guidance_scale: float, strength: float = 1.0) -> torch.Tensor:
     x1, sigma0 = record["noise"], float(record["sigmas"][0])
     cfg = float(record["cfg"])
     w = guidance_scale if guidance_scale > 0 else cfg
     module = load_module(module_path)
     x0_hat = module.predict_x0(x1, record["positive.0"], record.get("negative.0"), w)
-    return sigma_start(x0_hat, x1, sigma0)
+    return sigma_start(x0_hat, x1, sigma0, strength=strength)
 
 
 def first_rows(record: dict) -> torch.Tensor:
@@ -70,7 +71,7 @@ def test_first_input_is_sing_cores_start(comfy, probe_dir, modules, case):
     record = run_case(comfy, probe_dir, case, txt2img(probe=case, **options))
     x1 = record["noise"]
     assert torch.equal(x1, stock_noise(x1.shape, seed))  # the probe saw ComfyUI's own noise
-    expected = expected_start(record, modules.path(modules.fitting), guidance)
+    expected = expected_start(record, modules.path(modules.fitting), guidance, options.get("strength", 1.0))
     error = (first_rows(record) - expected).abs().max().item()
     assert error <= TOLERANCE, f"{case}: max |first input − x̂0 − σ0·x1| = {error:.3g}"
     # and it is not ComfyUI's own start: the module moved it

@@ -48,6 +48,15 @@ def test_each_image_starts_at_its_own_x0_plus_sigma0_x1(module):
     torch.testing.assert_close(single, noise_in[1:], atol=1e-6, rtol=1e-6)
 
 
+def test_strength_scales_x0_hat(module):
+    x1, pos = torch.randn(1, 4, 8, 8), torch.randn(1, 77, WIDTH)
+    guider = StandInGuider({"positive": [cond(pos)]}, cfg=1.0)
+    sigmas = torch.tensor([14.6146, 0.0])
+    noise_in = sample(SingStart(StandInPatcher(module), 0.0, strength=0.5), guider, sigmas, x1)
+    expected = sigma_start(module.predict_x0(x1, pos), x1, 14.6146, strength=0.5)
+    torch.testing.assert_close(first_point(guider, sigmas, noise_in, True), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_below_sigma_max_the_scaling_is_sigma0(module):
     schedule = StandInGuider({}).inner_model.model_sampling.sigmas.tolist()
     sigmas = torch.tensor(applies.ddim_uniform_schedule(schedule, 4))  # ddim_uniform: 751, below σmax
