@@ -83,7 +83,7 @@ def test_example_workflow_loads_shows_both_nodes_and_runs(comfy, comfy_server, d
         'SingDiffusion')).map(n => [n.type, {widgets: (n.widgets || []).map(w => w.name),
                                              inputs: n.inputs.map(i => i.name)}]))""")
     assert shown["SingDiffusionModuleLoader"]["widgets"] == ["module_name"]
-    assert shown["SingDiffusionApply"]["widgets"] == ["guidance_scale"]
+    assert shown["SingDiffusionApply"]["widgets"] == ["guidance_scale", "strength"]
     assert shown["SingDiffusionApply"]["inputs"][:2] == ["model", "sing_module"]
     choices = driver.execute_script("return app.graph._nodes.find(n => n.type === 'SingDiffusionModuleLoader')"
                                     ".widgets[0].options.values")
