@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "live")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "live"), str(HERE.parents[1])]  # helpers, the live tier, sing_core
 
 from comfy_client import ComfyClient, Run  # noqa: E402
 from comfy_live import ComfyServer  # noqa: E402
