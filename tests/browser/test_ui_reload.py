@@ -32,6 +32,7 @@ def test_reload_ui_registers_everything_once(page, webui, webui_server, host_che
     assert (count(RESTARTING), count(STARTED)) == (restarts + 1, starts + 1)
 
     xyz = [script for script in webui.script_info() if script["name"] == "x/y/z plot"]
+    assert sorted(script["is_img2img"] for script in xyz) == [False, True]  # exactly one per tab, before the loop
     for script in xyz:
         assert [script["args"][0]["choices"].count(axis) for axis in AXES] == [1, 1, 1]
     options = webui.options()
