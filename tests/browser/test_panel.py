@@ -41,8 +41,10 @@ def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, no_pre
     assert state["follow"] is True
     assert state["module"] == sing_module.name
     assert state["guidance"] == 0
+    assert state["strength"] == 1
     assert state["text_source"] == "auto"
-    expected = ("SingDiffusion", "Module", "Module guidance", "Text encoder", "Follow the preset for this checkpoint")
+    expected = ("SingDiffusion", "Module", "Module guidance", "Module strength", "Text encoder",
+                "Follow the preset for this checkpoint")
     assert set(expected) <= set(panel_texts(page, tab, "span", "innerText"))
     # hints: javascript/singdiffusion.js's on labels (hints.js applies them a second after the page settles),
     # Python's tooltip= on buttons

@@ -11,7 +11,7 @@ from webui_page import open_panel_page, wait_panel
 pytestmark = pytest.mark.browser
 
 API = "/singdiffusion/v1"
-AXES = ("SingDiffusion enabled", "SingDiffusion guidance", "SingDiffusion module")
+AXES = ("SingDiffusion enabled", "SingDiffusion guidance", "SingDiffusion strength", "SingDiffusion module")
 STARTED = "Startup time:"
 RESTARTING = "Restarting UI..."
 
@@ -34,7 +34,7 @@ def test_reload_ui_registers_everything_once(page, webui, webui_server, host_che
     xyz = [script for script in webui.script_info() if script["name"] == "x/y/z plot"]
     assert sorted(script["is_img2img"] for script in xyz) == [False, True]  # exactly one per tab, before the loop
     for script in xyz:
-        assert [script["args"][0]["choices"].count(axis) for axis in AXES] == [1, 1, 1]
+        assert [script["args"][0]["choices"].count(axis) for axis in AXES] == [1] * len(AXES)
     options = webui.options()
     assert options["singdiffusion_memory"] == "keep on device"
     title = urllib.parse.quote(next(c["title"] for c in webui.checkpoints() if c["model_name"] == host_checkpoint.name),

@@ -22,6 +22,7 @@ return {
   follow: q('follow_preset input').checked,
   module: q('module input').value,
   guidance: parseFloat(q('guidance_scale input[type=number]').value),
+  strength: parseFloat(q('strength input[type=number]').value),
   text_source: (q('text_source input:checked') || {}).value,
   status: q('preset_status').innerText.trim(),
 };
