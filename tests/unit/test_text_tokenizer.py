@@ -18,6 +18,7 @@ from sing_core.text.bpe_vocab import (
     read_tokenizer_folder,
     write_tokenizer_folder,
 )
+from sing_core.text.fix_text import fix_text
 from sing_core.text.pretokenize import pre_tokenize
 from sing_core.text.vocab_sources import BPE_GZ_NAME, hub_tokenizer_folders, package_bpe_gz_files
 
@@ -89,6 +90,30 @@ def test_words_are_cached_across_prompts(tiny):
 )
 def test_pre_tokenize_cuts_like_clip(text, words):
     assert pre_tokenize(text) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "fixed"),
+    [
+        ("“double” ‘single’ ‚low‘ „low“ ‟ ‛ ʼ", "\"double\" 'single' 'low' \"low\" \" ' '"),
+        ("ﬁ ﬂ ﬀ ﬃ ﬄ ﬅ ﬆ Ĳ ǅ ǈ ǋ ŉ", "fi fl ff ffi ffl ſt st IJ Dž Lj Nj 'n"),  # ŉ → ʼn → 'n
+        ("ＡＢＣ　ａｂｃ１２３！ ｶﾀｶﾅ ￥", "ABC abc123! カタカナ ¥"),
+        ("&amp; &lt;b&gt; &quot; &#39; &#x27; &eacute; &EACUTE; &SZLIG; &nTILDE;", "& <b> \" ' ' é É SS &nTILDE;"),
+        ("&amp;amp; &amp;quot;", '& "'),  # ftfy repeats its steps until nothing changes
+        ("&notanentity; &amp &#xZZ; &#128; &#0;", "&notanentity; &amp &#xZZ; € \ufffd"),
+        ("<b>&amp;</b>", "<b>&amp;</b>"),  # a line with "<" keeps its entities ...
+        ("a &amp;\n<b> &amp;\n&amp;", "a &\n<b> &amp;\n&amp;"),  # ... and so does every line after it
+        ("\x80 \x91x\x92 \x93y\x94 \x96 \x81 \x9d", "€ 'x' \"y\" – \x81 \x9d"),  # Windows-1252, undefined kept
+        ("a\r\nb\rc\u2028d\u2029e\x85", "a\nb\nc\nd\ne…"),  # U+0085 is a C1 control first: "…"
+        ("\x00a\x08\x0bb\x0e\x1f\x7f\ufeffc\u206a\ufffc\td\x0c", "abc\td\x0c"),
+        ("\x1b[31mred\x1b[0m \x1b[1;2mx", "red x"),
+        ("\ud83d\ude00 \ud800", "😀 \ufffd"),
+        ("e\u0301 A\u030a \u212b \u2126", "é Å Å Ω"),
+        ("cafÃ©", "cafÃ©"),  # mojibake is left as it is (ftfy.fix_text would give "café")
+    ],
+)
+def test_fix_text_does_what_ftfy_does(text, fixed):
+    assert fix_text(text) == fixed
 
 
 def test_bytes_to_unicode_is_a_reversible_table_of_printable_characters():
