@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sing_core.text import ClipTokenizer, VocabularyError
+from sing_core.text import TRANSFORMERS4_FTFY, TRANSFORMERS5, ClipTokenizer, VocabularyError
 from sing_core.text import tokenizer as tokenizer_module
 from sing_core.text.bpe_vocab import (
     CLIP_MERGE_COUNT,
@@ -80,16 +80,42 @@ def test_words_are_cached_across_prompts(tiny):
         ("''s 'x rock'n'roll", ["''", "s", "'", "x", "rock", "'", "n", "'", "roll"]),
         ("abc123 ½²", ["abc", "1", "2", "3", "½", "²"]),
         ("a<|endoftext|>b", ["a", ("<|endoftext|>",), "b"]),
+        ("!!<|endoftext|>", ["!!", ("<|endoftext|>",)]),
+        ("東京タワー", ["東京タワー"]),
+        ("e\u0301", ["é"]),  # NFC (ftfy's last step)
+        # transformers 4 lowercases the whole piece, then its pattern finds the special token: one id, no BPE
+        ("a<|EndOfText|>b", ["a", ("<|endoftext|>",), "b"]),
+        ("!!<|EndOfText|>", ["!!<|", "endoftext", "|>"]),  # the punctuation run takes "<|" first
+        ("ΣΑΣ", ["σας"]),  # Python's str.lower(): the final sigma
+        ("it'ſ <|ſtartoftext|>", ["it", "'ſ", "<|ſtartoftext|>"]),  # IGNORECASE: ſ matches "s"; not the special id
+        ("a\u0345b !\u0345?", ["a", "b", "!", "?"]),  # U+0345 is in no class under IGNORECASE: dropped
+        ("x\x1cy\u3000z\u200bw", ["xy", "z", "\u200b", "w"]),  # ftfy drops U+001C, U+3000 is a space
+        ("“It’s” ﬁne, ＡＢＣ！", ['"', "it", "'s", '"', "fine", ",", "abc", "!"]),
+        ("&amp;&quot;x&quot; &#39;y&#39;", ['&"', "x", '"', "'", "y", "'"]),
+        ("\x93hi\x94 \x85", ['"', "hi", '"', "…"]),  # C1 controls read as Windows-1252, then uncurled
+    ],
+)
+def test_pre_tokenize_cuts_like_the_webuis_tokenizer(text, words):
+    assert pre_tokenize(text) == words
+    assert pre_tokenize(text, TRANSFORMERS4_FTFY) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("It's A Cat!!", ["it", "'s", "a", "cat", "!!"]),
+        ("a<|endoftext|>b", ["a", ("<|endoftext|>",), "b"]),
         ("a<|EndOfText|>b", ["a", "<|", "endoftext", "|>", "b"]),  # spelled out after lowercasing
         ("!!<|endoftext|>", ["!!", ("<|endoftext|>",)]),
         ("ΣΑΣ", ["σασ"]),  # per-character lowercase: no final sigma
         ("e\u0301", ["é"]),  # NFC
         ("x\x1cy\u3000z\u200bw", ["x", "\x1c", "y", "z", "\u200b", "w"]),  # only White_Space separates
-        ("東京タワー", ["東京タワー"]),
+        ("it'ſ a\u0345", ["it", "'", "ſ", "a", "\u0345"]),  # no IGNORECASE
+        ("“It’s” ﬁne &amp;", ["“", "it", "’", "s", "”", "ﬁne", "&", "amp", ";"]),  # no ftfy
     ],
 )
-def test_pre_tokenize_cuts_like_clip(text, words):
-    assert pre_tokenize(text) == words
+def test_pre_tokenize_cuts_like_transformers_5(text, words):
+    assert pre_tokenize(text, TRANSFORMERS5) == words
 
 
 @pytest.mark.parametrize(
@@ -114,6 +140,15 @@ def test_pre_tokenize_cuts_like_clip(text, words):
 )
 def test_fix_text_does_what_ftfy_does(text, fixed):
     assert fix_text(text) == fixed
+
+
+def test_tokenizer_pipeline_is_checked_and_surrogates_are_named(tiny):
+    with pytest.raises(ValueError, match="transformers4-ftfy, transformers5"):
+        ClipTokenizer(tiny.vocabulary, pipeline="ftfy")
+    raw = ClipTokenizer(tiny.vocabulary, max_length=8, pipeline=TRANSFORMERS5)
+    with pytest.raises(ValueError, match="UTF-16 surrogates"):
+        raw.tokenize("lone \ud800")
+    assert tiny.tokenize("lone \ud800") == tiny.tokenize("lone \ufffd")  # ftfy's replacement character
 
 
 def test_bytes_to_unicode_is_a_reversible_table_of_printable_characters():
