@@ -6,38 +6,32 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
+from gradio_page import chromium, missing
+
+pytestmark = pytest.mark.comfyui  # not `browser`: that marker is the webui browser tier's (WEBUI_DIR)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "singdiffusion_txt2img.json"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 TIMEOUT = 300.0
 OUR_NODES = {"SingDiffusionModuleLoader": "Load SingDiffusion Module", "SingDiffusionApply": "Apply SingDiffusion"}
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip(f"the browser test needs {CHROMIUM} and {CHROMEDRIVER} (Debian's chromium, chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1600,900"):
-        options.add_argument(argument)
-    log = tmp_path_factory.mktemp("chromium") / "chromedriver.log"
-    service = webdriver.ChromeService(executable_path=CHROMEDRIVER, log_output=str(log))
-    chrome = webdriver.Chrome(options=options, service=service)
-    chrome.set_script_timeout(TIMEOUT)
-    try:
+    """The browser tier's headless Chromium (tests/browser/gradio_page.py), at a desktop window size."""
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    with chromium(tmp_path_factory.mktemp("chromium") / "chromedriver.log") as chrome:
+        chrome.set_window_size(1600, 900)
+        chrome.set_script_timeout(TIMEOUT)
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def wait_for(driver, script: str, what: str, timeout: float = TIMEOUT):
