@@ -9,7 +9,8 @@ of the cond half). Each round queues, with one new seed for all four:
   img:  the same without the node
   on:   the node applied, from an empty latent at full denoise
   off:  the same without the node
-Times are ComfyUI's own (execution_start to execution_success in /history). Printed: idle / img (goal
+The order rotates every round (on a busy machine a slot's position matters). Times are ComfyUI's own
+(execution_start to execution_success in /history). Printed: idle / img (goal
 1.00 ± 0.03) and (on − off) / (off / steps), the module's cost in host steps; the module's first load apart.
 """
 
@@ -99,8 +100,9 @@ def main(argv: list[str]) -> int:
                     "on": txt2img(module="bench-sing", seed=seed, **common),
                     "off": txt2img(module=None, seed=seed, **common),
                 }
-                for key, graph in graphs.items():
-                    run = client.run(graph)
+                order = list(graphs)[round_ % 4:] + list(graphs)[: round_ % 4]  # each graph takes each slot
+                for key in order:
+                    run = client.run(graphs[key])
                     assert run.succeeded, run.failure
                     if round_:  # round 0 warms every graph up
                         times[key].append(seconds(run))
