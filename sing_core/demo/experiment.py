@@ -60,6 +60,7 @@ class DemoResult:
     encoder: PromptEncoder
     train_state: TrainState
     seconds: dict[str, float] = field(default_factory=dict)
+    half_rows: list[Row] = field(default_factory=list)  # w = 1 at strength λ = 0.5 ("with_module" is that run)
 
     def mean_abs_error(self, sampler: str, guidance: float) -> tuple[float, float]:
         rows = [r for r in self.rows if r.sampler == sampler and r.guidance == guidance]

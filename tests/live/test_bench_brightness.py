@@ -24,8 +24,12 @@ import numpy as np
 import pytest
 from webui_client import decode_png, grey_level
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tier's reader of our figures
+from figure_check import is_blank, panels, read_png
+
 from sing_core.bench.client import ExtensionMissingError, RequestRejectedError, WebuiApi
 from sing_core.bench.protocol import BenchSettings, Job, payload, run_bench
+from sing_core.bench.report import DPI, chart_size_in
 
 pytestmark = pytest.mark.live
 
@@ -58,7 +62,7 @@ def test_the_bench_writes_its_table_csvs_chart_and_settings(bench_run):
     for prompt in ("solid black background", "Monochrome line-art logo on a white background"):
         assert prompt in done.stdout
     assert "16 images" in done.stdout  # 4 prompts × 2 seeds × 2 arms
-    assert "generating [" in done.stderr
+    assert "generating: 100%" in done.stderr  # the tqdm bar
     assert "16/16" in done.stderr
     summary = read_csv(out / "bench_brightness.csv")
     assert [row["prompt"] for row in summary] == [
@@ -66,9 +70,11 @@ def test_the_bench_writes_its_table_csvs_chart_and_settings(bench_run):
         "Monochrome line-art logo on a black background", "Monochrome line-art logo on a white background",
     ]
     assert all(row["images"] == "2" for row in summary)
-    chart = decode_png((out / "bench_brightness.png").read_bytes())
-    assert chart.shape[0] == 480
-    assert chart.std() > 0
+    chart = read_png(out / "bench_brightness.png")
+    width_in, height_in = chart_size_in(4)
+    assert chart.shape == (round(DPI * height_in), round(DPI * width_in), 3)
+    assert not is_blank(chart)
+    assert len(panels(chart)) == 1 + 4  # the bars, then each prompt's first seed without | with
     settings = json.loads((out / "bench_brightness.json").read_text())
     assert settings["settings"]["module"] == "tiny-sing"
     assert len(settings["module_labels"]) == 1
