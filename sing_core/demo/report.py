@@ -5,17 +5,28 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from sing_core.demo.experiment import SAMPLERS, DemoResult
+from sing_core.demo.experiment import HALF_STRENGTH, SAMPLERS, DemoResult
 
-CSV_HEADER = ("prompt", "guidance", "sampler", "true_mean", "without", "with")
+CSV_HEADER = ("prompt", "guidance", "sampler", "true_mean", "without", "with", "strength")  # strength: of "with"
 GOAL_REDUCTION = 0.70  # the module must cut the w = 1 mean |error| by at least this much
 DISPLAY_RANGE = (-1.6, 1.6)  # data brightness shown from black to white
 GRID_SAMPLES = 4
 
 
-def error_cut(result: DemoResult, sampler: str, guidance: float) -> float:
-    without, with_module = result.mean_abs_error(sampler, guidance)
+def error_cut(result: DemoResult, sampler: str, guidance: float, strength: float = 1.0) -> float:
+    without, with_module = result.mean_abs_error(sampler, guidance, strength)
     return 1.0 - with_module / without if without > 0 else 0.0
+
+
+def summary_keys(result: DemoResult) -> list[tuple[str, float, float]]:
+    """(sampler, guidance, strength) of the summary's rows: every w at λ = 1, and w = 1 at λ = 0.5 after it."""
+    keys = []
+    for sampler in SAMPLERS:
+        for guidance in result.config.guidances:
+            keys.append((sampler, guidance, 1.0))
+            if any(r.sampler == sampler and r.guidance == guidance for r in result.half_rows):
+                keys.append((sampler, guidance, HALF_STRENGTH))
+    return keys
 
 
 def table(result: DemoResult) -> str:
@@ -24,13 +35,12 @@ def table(result: DemoResult) -> str:
         f"{r.sampler:<8}{r.guidance:>5g}  {r.prompt:<13}{r.true_mean:>8.3f}{r.without:>9.3f}{r.with_module:>8.3f}"
         for r in result.rows
     ]
-    lines += ["", "mean |brightness error| over the prompts:"]
-    lines += [f"{'sampler':<8}{'w':>5}{'without':>9}{'with':>8}{'cut':>7}"]
-    for sampler in SAMPLERS:
-        for guidance in result.config.guidances:
-            without, with_module = result.mean_abs_error(sampler, guidance)
-            cut = error_cut(result, sampler, guidance)
-            lines.append(f"{sampler:<8}{guidance:>5g}{without:>9.3f}{with_module:>8.3f}{cut:>7.0%}")
+    lines += ["", "mean |brightness error| over the prompts (λ: the module's strength):"]
+    lines += [f"{'sampler':<8}{'w':>5}{'λ':>5}{'without':>9}{'with':>8}{'cut':>7}"]
+    for sampler, guidance, strength in summary_keys(result):
+        without, with_module = result.mean_abs_error(sampler, guidance, strength)
+        cut = error_cut(result, sampler, guidance, strength)
+        lines.append(f"{sampler:<8}{guidance:>5g}{strength:>5g}{without:>9.3f}{with_module:>8.3f}{cut:>7.0%}")
     return "\n".join(lines)
 
 
@@ -43,9 +53,10 @@ def write_csv(result: DemoResult, path: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_HEADER)
-        for r in result.rows:
-            values = (r.true_mean, r.without, r.with_module)
-            writer.writerow([r.prompt, f"{r.guidance:g}", r.sampler, *(f"{v:.6f}" for v in values)])
+        for strength, rows in ((1.0, result.rows), (HALF_STRENGTH, result.half_rows)):
+            for r in rows:
+                values = (f"{v:.6f}" for v in (r.true_mean, r.without, r.with_module))
+                writer.writerow([r.prompt, f"{r.guidance:g}", r.sampler, *values, f"{strength:g}"])
     return path
 
 
@@ -57,7 +68,7 @@ SAMPLER_NAMES = {"ddim": "DDIM (timestep sampler)", "euler": "Euler (σ sampler)
 VARIANT_TITLES = {
     "without": "without SingDiffusion: x1 is the first point",
     "with": "with SingDiffusion: DDIM step from x̂0",
-    "half": "with SingDiffusion at strength λ = 0.5",
+    "half": f"with SingDiffusion at strength λ = {HALF_STRENGTH:g}",
 }
 
 
@@ -116,15 +127,18 @@ def _chart_panels(figure, result: DemoResult) -> None:
             ax.plot(true_mean, [r.with_module for r in rows], "s-", color=COLORS["with"], label="with (λ = 1)")
             halves = [r for r in result.half_rows if r.sampler == sampler and r.guidance == guidance]
             if halves:
-                ax.plot(true_mean, [r.with_module for r in halves], "^:", color=COLORS["half"], label="with, λ = 0.5")
+                ax.plot(true_mean, [r.with_module for r in halves], "^:", color=COLORS["half"],
+                        label=f"with, λ = {HALF_STRENGTH:g}")
             # on top, hollow: visible where it coincides with the module's points (at high w)
             ax.plot(true_mean, [r.without for r in rows], "o-", color=COLORS["without"], mfc="none", mew=1.5,
                     label="without")
             without, with_module = result.mean_abs_error(sampler, guidance)
+            note = f"mean |error| {without:.3f} → {with_module:.3f} ({_change(error_cut(result, sampler, guidance))})"
+            if halves:
+                half = result.mean_abs_error(sampler, guidance, HALF_STRENGTH)[1]
+                note += f"\nat λ = {HALF_STRENGTH:g}: {half:.3f}"
             ax.set_title(f"{SAMPLER_NAMES[sampler]}, w = {guidance:g}")
-            ax.text(0.97, 0.04, f"mean |error| {without:.3f} → {with_module:.3f}\n"
-                    f"({_change(error_cut(result, sampler, guidance))})", transform=ax.transAxes, ha="right",
-                    va="bottom", fontsize=8)
+            ax.text(0.97, 0.04, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)
             ax.set_xticks(true_mean, [name.replace(" ", "\n") for name in prompts], fontsize=8)
@@ -132,7 +146,9 @@ def _chart_panels(figure, result: DemoResult) -> None:
                 ax.set_ylabel("sample brightness (mean latent value)")
             if s == len(SAMPLERS) - 1:
                 ax.set_xlabel("prompt, at its true brightness")
-    axes[0, 0].legend(loc="upper left")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] != "without")  # "without" first, as in the panels
+    axes[0, 0].legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left")
 
 
 def render_png(result: DemoResult, path: Path, dpi: int = DPI) -> Path:

@@ -32,7 +32,7 @@ def quick_run(tmp_path_factory):
 def test_the_console_shows_the_table_and_no_warning(quick_run):
     done, out = quick_run
     assert done.returncode == 0, done.stderr
-    assert "mean |brightness error| over the prompts:" in done.stdout
+    assert "mean |brightness error| over the prompts (λ: the module's strength):" in done.stdout
     assert f"wrote {out / 'brightness.csv'} and {out / 'demo.png'}" in done.stdout
     # nothing else: no library warning (torch's "Failed to initialize NumPy", matplotlib's missing glyphs, …)
     assert done.stderr == ""
@@ -48,15 +48,18 @@ def test_demo_exits_cleanly_and_writes_the_csv_with_the_exact_header(quick_run):
     done, out = quick_run
     assert done.returncode == 0
     rows = read_rows(out)
-    assert rows[0] == ["prompt", "guidance", "sampler", "true_mean", "without", "with"]
-    assert len(rows) == 1 + 5 * 3 * 2  # prompts × guidances × samplers
-    assert {(r[1], r[2]) for r in rows[1:]} == {(g, s) for g in ("1", "3", "7.5") for s in ("ddim", "euler")}
+    assert rows[0] == ["prompt", "guidance", "sampler", "true_mean", "without", "with", "strength"]
+    assert len(rows) == 1 + 5 * 3 * 2 + 5 * 2  # prompts × guidances × samplers at λ = 1, then w = 1 at λ = 0.5
+    assert {(r[1], r[2], r[6]) for r in rows[1:]} == {
+        *((g, s, "1") for g in ("1", "3", "7.5") for s in ("ddim", "euler")),
+        *(("1", s, "0.5") for s in ("ddim", "euler")),
+    }
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "euler"])
 def test_gaussian_start_misses_the_brightness_and_the_module_fixes_it(quick_run, sampler):
     _, out = quick_run
-    rows = [r for r in read_rows(out)[1:] if r[1] == "1" and r[2] == sampler]
+    rows = [r for r in read_rows(out)[1:] if r[1] == "1" and r[2] == sampler and r[6] == "1"]
     true_mean = [float(r[3]) for r in rows]
     without = [float(r[4]) for r in rows]
     with_module = [float(r[5]) for r in rows]
@@ -67,6 +70,26 @@ def test_gaussian_start_misses_the_brightness_and_the_module_fixes_it(quick_run,
     black, white = rows[0], rows[-1]
     assert float(black[4]) > float(black[3]) + 0.2
     assert float(white[4]) < float(white[3]) - 0.2
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "euler"])
+def test_half_strength_lands_between_the_plain_start_and_the_full_one(quick_run, sampler):
+    """λ interpolates: at w = 1 and λ = 0.5 the dark prompts come out between their brightness without the module
+    and with it at λ = 1, and so does the light ones'; the error is in between too."""
+    _, out = quick_run
+    rows = [r for r in read_rows(out)[1:] if r[1] == "1" and r[2] == sampler]
+    full = {r[0]: r for r in rows if r[6] == "1"}
+    half = {r[0]: r for r in rows if r[6] == "0.5"}
+    assert full.keys() == half.keys() == set(PROMPTS)
+    for prompt in ("pitch black", "dark grey", "light grey", "white"):
+        without, with_full, with_half = float(full[prompt][4]), float(full[prompt][5]), float(half[prompt][5])
+        assert float(half[prompt][4]) == without  # the same baseline row
+        assert min(without, with_full) < with_half < max(without, with_full), prompt
+
+    def error(table, column):
+        return sum(abs(float(r[column]) - float(r[3])) for r in table.values()) / len(table)
+
+    assert error(full, 5) < error(half, 5) < error(full, 4)
 
 
 def expected_panels(prompts: int, variants: int, samplers: int, guidances: int) -> int:
@@ -88,8 +111,9 @@ def test_the_png_is_the_figure_the_demo_draws(quick_run):
     assert pixels.shape == (round(100 * height_in), 1200, 3)
     assert not is_blank(pixels)
     found = panels(pixels)
-    assert len(found) == expected_panels(len(PROMPTS), 2, len(SAMPLERS), 3), found
-    samples, charts = found[: 2 * len(PROMPTS)], found[2 * len(PROMPTS) :]
+    # sample columns: without, with, with at λ = 0.5
+    assert len(found) == expected_panels(len(PROMPTS), 3, len(SAMPLERS), 3), found
+    samples, charts = found[: 3 * len(PROMPTS)], found[3 * len(PROMPTS) :]
     for top, left, bottom, right in samples:  # grey thumbnails: many grey levels, no colour
         tile = pixels[top:bottom, left:right].astype(int)
         grey = (tile[..., 0] == tile[..., 1]) & (tile[..., 1] == tile[..., 2])
@@ -109,7 +133,7 @@ def test_the_figure_follows_the_experiment_and_the_dpi(tmp_path):
     width_in, height_in = report.figure_size_in(result)
     assert width_in == report.FIGURE_WIDTH_IN
     assert pixels.shape == (round(40 * height_in), round(40 * width_in), 3)
-    assert len(panels(pixels)) == expected_panels(len(PROMPTS), 2, len(SAMPLERS), 2)
+    assert len(panels(pixels)) == expected_panels(len(PROMPTS), 3, len(SAMPLERS), 2)
 
 
 def test_demo_is_reproducible():
