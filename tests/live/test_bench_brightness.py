@@ -3,8 +3,9 @@
 The tiny VAE turns +1 of latent mean into about +33 grey levels, so on this setup every prompt comes out brighter
 with the module (not the paper's darker/lighter reading, which needs a trained module and a real checkpoint).
 
-BENCH_RECORD=1 rewrites the unit tier's recorded answers (tests/unit/data/bench_brightness/) from this webui;
-without it, test_recorded_answers_are_what_this_webui_answers checks that they still match.
+BENCH_RECORD=1 rewrites the unit tier's recorded answers (tests/unit/data/bench_brightness/) from this webui, then
+checks them against a second recording; without it, test_recorded_answers_are_what_this_webui_answers checks that
+every recorded answer is still what this webui answers.
 """
 
 from __future__ import annotations
@@ -216,18 +217,36 @@ def _record(webui_server, bare_url: str) -> dict:
     return {"txt2img": answers, "errors": errors, "server": server}
 
 
+VOLATILE_INFO = ("job_timestamp", "subseed", "all_subseeds")  # the clock and a random subseed (its strength is 0)
+
+
+def _info(response: dict) -> dict:
+    info = json.loads(response["info"])
+    return {key: value for key, value in info.items() if key not in VOLATILE_INFO}
+
+
 def test_recorded_answers_are_what_this_webui_answers(webui_server, sing_module, bare_webui):
-    recorded = _record(webui_server, bare_webui.url)
+    """Every recording the unit tier replays (errors.json, server.json, txt2img.json) against this webui's answers.
+
+    BENCH_RECORD=1 first writes the files from one recording, then checks them against a second one taken
+    afterwards: a recording is never compared with itself, and an answer that changes from call to call (which the
+    unit tier could not replay faithfully) fails here."""
     if os.environ.get("BENCH_RECORD") == "1":
         RECORDED.mkdir(parents=True, exist_ok=True)
-        for name, value in recorded.items():
+        for name, value in _record(webui_server, bare_webui.url).items():
             (RECORDED / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
-    saved = {name: json.loads((RECORDED / f"{name}.json").read_text()) for name in recorded}
-    assert saved["errors"] == recorded["errors"]
-    for key in ("scripts", "scripts_without_extension", "options"):
-        assert saved["server"][key] == recorded["server"][key]
-    for old, new in zip(saved["txt2img"], recorded["txt2img"], strict=True):
+    live = _record(webui_server, bare_webui.url)
+    saved = {name: json.loads((RECORDED / f"{name}.json").read_text()) for name in live}
+    assert saved["errors"] == live["errors"]
+    assert saved["server"].keys() == live["server"].keys() == {
+        "scripts", "scripts_without_extension", "script_info", "options", "samplers", "schedulers"}
+    for key in saved["server"]:
+        assert saved["server"][key] == live["server"][key], key
+    assert len(saved["txt2img"]) == len(live["txt2img"]) == len(RECORDED_JOBS)
+    for old, new in zip(saved["txt2img"], live["txt2img"], strict=True):
         assert old["request"] == new["request"]
+        assert _info(old["response"]) == _info(new["response"])
         old_images = [decode_png(base64.b64decode(i)) for i in old["response"]["images"]]
         new_images = [decode_png(base64.b64decode(i)) for i in new["response"]["images"]]
+        assert len(old_images) == len(new_images) == old["request"]["batch_size"]
         assert all(np.array_equal(a, b) for a, b in zip(old_images, new_images, strict=True))
