@@ -1,0 +1,66 @@
+"""generate: the pipeline called with start_latents' latents (and, for inpainting, only inside the mask)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from sing_core import SingModule
+from sing_diffusers.loading import LoadedModule
+from sing_diffusers.refusals import SingDiffusersError, check_starts_from_nothing
+from sing_diffusers.start import Start, plan_start, start_latents
+
+START_ARGS = tuple(inspect.signature(start_latents).parameters)[4:]  # after pipe, module, prompt, negative_prompt
+# Arguments that shape the start and that the pipeline takes too; text_encoder is SingDiffusion's own.
+BOTH = ("prompt_embeds", "negative_prompt_embeds", "guidance_scale", "num_inference_steps", "height", "width",
+        "num_images_per_prompt", "generator", "timesteps", "sigmas", "clip_skip")
+
+
+def inpaint_mask(pipe: Any, pipeline_kwargs: dict, start: Start) -> torch.Tensor | None:
+    """The inpaint pipelines' own mask at latent resolution (1 = regenerate), as their prepare_mask_latents makes it."""
+    mask_image = pipeline_kwargs.get("mask_image")
+    if mask_image is None or getattr(pipe, "mask_processor", None) is None:
+        return None
+    crop = pipeline_kwargs.get("padding_mask_crop")
+    crops_coords = None if crop is None else pipe.mask_processor.get_crop_region(
+        mask_image, start.width, start.height, pad=crop)
+    mask = pipe.mask_processor.preprocess(mask_image, height=start.height, width=start.width,
+                                          resize_mode="default" if crop is None else "fill", crops_coords=crops_coords)
+    size = start.x1.shape[-2:]
+    mask = torch.nn.functional.interpolate(mask, size=size).to(start.x1.device)
+    return mask.repeat(start.x1.shape[0] // mask.shape[0], 1, 1, 1)
+
+
+def generate(pipe: Any, module: LoadedModule | SingModule, prompt: Any = None, negative_prompt: Any = None, **kwargs):
+    """pipe(...) started at the module's DDIM step; returns the pipeline's output.
+
+    Takes start_latents' arguments (passed on to the pipeline as well, text_encoder excepted) and any other keyword
+    argument of the pipeline (image, mask_image, control image, output_type, ...). An inpaint pipeline re-noises the
+    kept region with the given latents at every step, so outside the mask the latents stay the pipeline's own noise
+    and only the masked region starts at the module's step.
+    """
+    start_args = {key: kwargs.pop(key) for key in START_ARGS if key in kwargs}
+    if "latents" in kwargs:
+        raise SingDiffusersError("generate makes the latents itself; to start from your own, call the pipeline")
+    check_starts_from_nothing(pipe, kwargs)
+    embeds = start_args.get("prompt_embeds")
+    if embeds is not None and embeds.shape[-1] != pipe.unet.config.cross_attention_dim:
+        raise SingDiffusersError(
+            f"prompt_embeds are the module's ({embeds.shape[-1]} wide) and {type(pipe).__name__} needs "
+            f"{pipe.unet.config.cross_attention_dim}-wide ones: call start_latents(...) and pass its result as "
+            "latents= to the pipeline together with the pipeline's own embeddings"
+        )
+    defaults = {key: p.default for key, p in inspect.signature(start_latents).parameters.items() if key in START_ARGS}
+    start = plan_start(pipe, module, prompt, negative_prompt, **{**defaults, **start_args})
+    latents = start.latents
+    mask = inpaint_mask(pipe, kwargs, start)
+    if mask is not None:
+        latents = torch.where(mask > 0.5, latents, start.x1)
+    shared = {key: value for key, value in {**defaults, **start_args}.items() if key in BOTH}
+    shared |= {"height": start.height, "width": start.width}  # the size the noise was drawn for
+    for key in ("timesteps", "sigmas", "clip_skip", "prompt_embeds", "negative_prompt_embeds"):
+        if shared.get(key) is None:
+            shared.pop(key, None)  # leave the pipeline's own default (not every pipeline takes these)
+    return pipe(prompt=prompt, negative_prompt=negative_prompt, latents=latents, **shared, **kwargs)
