@@ -15,6 +15,7 @@
         "Module guidance": "Normalized CFG of the module; 0 follows the CFG scale, ≤ 1 uses the prompt alone.",
         "Text encoder": "module: SD-1.5's CLIP-L on the plain prompt (as trained); host: the checkpoint's own conditioning (emphasis, embeddings); auto: host on SD-1 at CLIP skip 1, else module.",
         "Follow the preset for this checkpoint": "Use the values saved for the checkpoint in use, if any.",
+        "Module strength": "Scales the module's pull: 0 is the plain Gaussian start, 1 the paper's method, above 1 a stronger pull toward the prompt's brightness.",
         "Modules": "The installed modules: hash, latent channels, cross-attention width, size; convert a release folder's .bin to .safetensors.",
     };
     if (typeof titles !== "undefined") {

@@ -14,6 +14,7 @@ from typing import Any
 
 TEXT_SOURCES = ("auto", "module", "host")
 GUIDANCE_MAX = 30.0
+STRENGTH_MAX = 2.0
 
 
 class ArgsError(ValueError):
@@ -48,6 +49,10 @@ FIELDS: tuple[Field, ...] = (
           "else module.", infotext="SingDiffusion text source", choices=TEXT_SOURCES),
     Field("follow_preset", bool, True, "Follow the preset for this checkpoint",
           "Use the values saved for the checkpoint in use, if any.", in_preset=False),
+    # Last: positional API calls made before it existed keep their meaning.
+    Field("strength", float, 1.0, "Module strength", "Scales the module's pull: 0 is the plain Gaussian start, 1 the "
+          "paper's method, above 1 a stronger pull toward the prompt's brightness.",
+          infotext="SingDiffusion strength", xyz="SingDiffusion strength", minimum=0.0, maximum=STRENGTH_MAX),
 )
 FIELD_BY_KEY = {field.key: field for field in FIELDS}
 PRESET_KEYS = tuple(field.key for field in FIELDS if field.in_preset)
@@ -84,6 +89,7 @@ class SingArgs:
     guidance_scale: float = 0.0
     text_source: str = "auto"
     follow_preset: bool = True
+    strength: float = 1.0
 
     @classmethod
     def from_dict(
@@ -136,11 +142,16 @@ class SingArgs:
         return dataclasses.replace(self, **changes)
 
 
-def infotext_params(module_label: str, guidance_scale: float, text_source: str) -> dict[str, str]:
-    """The infotext of one generation: the values actually used (guidance after 'follow CFG' is resolved)."""
+def infotext_params(
+    module_label: str, guidance_scale: float, text_source: str, strength: float = 1.0
+) -> dict[str, str]:
+    """The infotext of one generation: the values actually used (guidance after 'follow CFG' is resolved).
+    Values at their defaults that change nothing are left out (text source auto, strength 1)."""
     params = {"SingDiffusion": module_label, "SingDiffusion guidance": f"{guidance_scale:g}"}
     if text_source != "auto":
         params["SingDiffusion text source"] = text_source
+    if strength != 1.0:
+        params["SingDiffusion strength"] = f"{strength:g}"
     return params
 
 
@@ -163,11 +174,17 @@ def from_infotext(params: Mapping[str, str]) -> dict[str, Any]:
     name, _ = split_module_label(params["SingDiffusion"])
     values: dict[str, Any] = {"enabled": True, "module": name, "follow_preset": False,
                               "text_source": params.get("SingDiffusion text source", "auto")}
-    try:
-        values["guidance_scale"] = float(params.get("SingDiffusion guidance", 0.0))
-    except ValueError:
-        values["guidance_scale"] = 0.0
+    values["guidance_scale"] = _infotext_number(params, "SingDiffusion guidance", 0.0)
+    values["strength"] = _infotext_number(params, "SingDiffusion strength", 1.0)
     return values
+
+
+def _infotext_number(params: Mapping[str, str], key: str, default: float) -> float:
+    """A number from pasted infotext; text that is not one (edited by hand) gives the default."""
+    try:
+        return float(params.get(key, default))
+    except ValueError:
+        return default
 
 
 def json_schema() -> dict[str, Any]:

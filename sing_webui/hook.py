@@ -14,7 +14,7 @@ import time
 import torch
 from modules.processing import StableDiffusionProcessingImg2Img
 
-from sing_core.args import FIELD_BY_KEY, ArgsError, SingArgs, check_value, infotext_params
+from sing_core.args import FIELD_BY_KEY, FIELDS, ArgsError, SingArgs, check_value, infotext_params
 from sing_core.compose import composable_x0
 from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
@@ -23,6 +23,7 @@ from sing_webui import host, options, presets, prompts, runtime
 from sing_webui.failure import SingDiffusionError, fail_request
 
 PLAN_ATTR = "_singdiffusion_plan"
+XYZ_KEYS = tuple(field.key for field in FIELDS if field.xyz)  # the fields an X/Y/Z axis sets on p
 FILL_LATENT_NOISE, FILL_LATENT_NOTHING = 2, 3
 
 
@@ -51,7 +52,7 @@ def effective_args(p, script_args) -> SingArgs:
     """Script args, then the checkpoint's preset where they follow it, then X/Y/Z values (p.singdiffusion_<key>)."""
     args = presets.apply(p, SingArgs.from_script_args(script_args))
     overrides = {key: check_value(FIELD_BY_KEY[key], getattr(p, f"singdiffusion_{key}"), "the X/Y/Z plot")
-                 for key in ("enabled", "module", "guidance_scale") if hasattr(p, f"singdiffusion_{key}")}
+                 for key in XYZ_KEYS if hasattr(p, f"singdiffusion_{key}")}
     return args.replace(**overrides) if overrides else args
 
 
@@ -137,25 +138,26 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
         x0_hat = composable_x0(forward, x1.float().to(module.device), text.conds, text.row_weights,
                                text.uncond, plan.guidance_scale)
     x0_hat = x0_hat.to(x.device, torch.float32).clone()  # leave inference mode: the host updates tensors in place
+    strength = plan.args.strength
 
     if img2img:
         # Inside the mask the sampler starts at init + noise·σ0 (DDIM: the same, scaled by √ᾱ0); shifting the noise
-        # by (x̂0 − init)/σ0 makes that x̂0 + σ0·x1 there, and leaves the kept region and mask blending as they were.
+        # by (λ·x̂0 − init)/σ0 makes that λ·x̂0 + σ0·x1 there, and leaves the kept region and mask blending as they were.
         if math.isfinite(point.sigma):
-            noise.add_((p.nmask * (x0_hat - x.float()) / point.sigma).to(noise.dtype))
+            noise.add_((p.nmask * (strength * x0_hat - x.float()) / point.sigma).to(noise.dtype))
     elif point.scaling == "none":
-        x.copy_(ddim_start(x0_hat, x1.float(), point.alpha_cumprod))
+        x.copy_(ddim_start(x0_hat, x1.float(), point.alpha_cumprod, strength))
     else:
-        x.copy_(unit_noise_start(x0_hat, x1.float(), point.sigma, sgm_noise_multiplier=point.scaling == "sgm"))
+        x.copy_(unit_noise_start(x0_hat, x1.float(), point.sigma, point.scaling == "sgm", strength))
 
     plan.done.add(p.iteration)
     # A new dict: the X/Y/Z plot's cells share one (a shallow copy of p), so an update would leak into later cells.
     p.extra_generation_params = {**p.extra_generation_params,
-                                 **infotext_params(plan.label, plan.guidance_scale, plan.args.text_source)}
+                                 **infotext_params(plan.label, plan.guidance_scale, plan.args.text_source, strength)}
     if options.opt("timings"):
         where = f"t0 = {point.timestep}" if point.timestep is not None else f"σ0 = {point.sigma:.4g}"
         print(f"SingDiffusion: {plan.label} on {x.shape[0]} latents ({plan.text_source} text, {where}, "
-              f"w = {plan.guidance_scale:g}) in {(time.perf_counter() - started) * 1000:.1f} ms")
+              f"w = {plan.guidance_scale:g}, λ = {strength:g}) in {(time.perf_counter() - started) * 1000:.1f} ms")
 
 
 def end_of_job(p) -> None:

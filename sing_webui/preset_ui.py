@@ -31,12 +31,15 @@ def current_info(title: str | None):
     return info
 
 
-def save(enabled, module, guidance_scale, text_source, title):
-    """Store the panel's values for the checkpoint; following is switched on (the panel now shows the preset)."""
+def save(*inputs):
+    """Store the panel's values (PRESET_KEYS order, then the checkpoint's title) for the checkpoint; following is
+    switched on (the panel now shows the preset)."""
+    *panel, title = inputs
     info = current_info(title)
     if info is None:
         return status("No checkpoint is loaded: load one, then save its preset.", error=True), gr.update()
-    values = dict(zip(PRESET_KEYS, (bool(enabled), module or "", float(guidance_scale), text_source), strict=True))
+    values = dict(zip(PRESET_KEYS, panel, strict=True))
+    values["module"] = values["module"] or ""  # an empty dropdown sends None
     try:
         preset = presets.save(info.title, values)
     except routes.REFUSED as error:

@@ -46,6 +46,9 @@ def build(script, is_img2img: bool) -> list:
         f = field["guidance_scale"]
         guidance_scale = gr.Slider(label=f.label, minimum=f.minimum, maximum=f.maximum, step=0.5, value=f.default,
                                    elem_id=script.elem_id("guidance_scale"))
+        f = field["strength"]
+        strength = gr.Slider(label=f.label, minimum=f.minimum, maximum=f.maximum, step=0.05, value=f.default,
+                             elem_id=script.elem_id("strength"))
         with FormRow():
             text_source = gr.Radio(label=field["text_source"].label, choices=list(field["text_source"].choices),
                                    value=field["text_source"].default, elem_id=script.elem_id("text_source"))
@@ -62,7 +65,7 @@ def build(script, is_img2img: bool) -> list:
         checkpoint = gr.Textbox(visible=False, elem_id=script.elem_id("checkpoint"))
 
     components = {"enabled": enabled, "module": module, "guidance_scale": guidance_scale,
-                  "text_source": text_source, "follow_preset": follow_preset}
+                  "text_source": text_source, "follow_preset": follow_preset, "strength": strength}
     values = [components[key] for key in PRESET_KEYS]
     save.click(fn=preset_ui.save, _js=preset_ui.WITH_CHECKPOINT, inputs=[*values, checkpoint],
                outputs=[preset_status, follow_preset])

@@ -25,6 +25,10 @@ def apply_guidance(p, value, _values):
     p.singdiffusion_guidance_scale = float(value)
 
 
+def apply_strength(p, value, _values):
+    p.singdiffusion_strength = float(value)
+
+
 def confirm_modules(_p, values):
     """Unknown module names stop the plot before its first image with a 422 naming what is installed."""
     try:
@@ -52,6 +56,7 @@ def register() -> None:
     axes = [
         xyz.AxisOption(FIELD_BY_KEY["enabled"].xyz, str, apply_enabled, choices=xyz.boolean_choice(reverse=True)),
         xyz.AxisOption(FIELD_BY_KEY["guidance_scale"].xyz, float, apply_guidance),
+        xyz.AxisOption(FIELD_BY_KEY["strength"].xyz, float, apply_strength),
         xyz.AxisOption(FIELD_BY_KEY["module"].xyz, str, apply_module, format_value=xyz.format_value,
                        confirm=confirm_modules, choices=module_choices),
     ]

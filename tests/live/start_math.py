@@ -11,13 +11,19 @@ TIMESTEP_SAMPLERS = ("DDIM", "PLMS", "UniPC", "DDIM CFG++")
 
 
 def expected_first_input(
-    capture: Capture, module_folder, guidance_scale: float, alphas_cumprod=None, timestep: int | None = None
+    capture: Capture,
+    module_folder,
+    guidance_scale: float,
+    alphas_cumprod=None,
+    timestep: int | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """x̂0 from the host's own conditioning rows (text source host), then the DDIM step to the sampler's first
     point: x̂0 + σ0·x1 for k-diffusion samplers (the σ form), √ᾱ0·x̂0 + √(1 − ᾱ0)·x1 for timestep samplers.
 
-    `timestep` overrides the captured one where the webui builds the start at another timestep than the one its
-    sampler then calls the model at (img2img with DDIM: noised to timesteps[t_enc], first called at the one below).
+    `strength` λ scales x̂0 in both forms. `timestep` overrides the captured one where the webui builds the start
+    at another timestep than the one its sampler then calls the model at (img2img with DDIM: noised to
+    timesteps[t_enc], first called at the one below).
     """
     module = load_module(module_folder)
     x1 = capture.noise
@@ -31,5 +37,5 @@ def expected_first_input(
     if capture.sampler in TIMESTEP_SAMPLERS:
         timestep = round(float(capture.sigma[0])) if timestep is None else timestep
         alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
-        return ddim_start(x0_hat, x1, alphas[timestep])
-    return x0_hat + capture.sigma.view(-1, 1, 1, 1) * x1
+        return ddim_start(x0_hat, x1, alphas[timestep], strength)
+    return strength * x0_hat + capture.sigma.view(-1, 1, 1, 1) * x1

@@ -14,10 +14,16 @@ from sing_core.args import (
 
 
 def test_positional_order_is_the_field_order():
-    args = SingArgs.from_script_args([True, "mod", 7.5, "module", False])
-    assert args == SingArgs(True, "mod", 7.5, "module", False)
-    assert args.as_positional() == [True, "mod", 7.5, "module", False]
-    assert [f.key for f in FIELDS] == ["enabled", "module", "guidance_scale", "text_source", "follow_preset"]
+    args = SingArgs.from_script_args([True, "mod", 7.5, "module", False, 0.5])
+    assert args == SingArgs(True, "mod", 7.5, "module", False, 0.5)
+    assert args.as_positional() == [True, "mod", 7.5, "module", False, 0.5]
+    assert [f.key for f in FIELDS] == ["enabled", "module", "guidance_scale", "text_source", "follow_preset",
+                                       "strength"]
+
+
+def test_positional_calls_made_before_strength_keep_their_meaning():
+    assert SingArgs.from_script_args([True, "mod", 7.5, "module", False]) == SingArgs(True, "mod", 7.5, "module",
+                                                                                      False, strength=1.0)
 
 
 def test_an_empty_module_dropdown_means_the_default_module():
@@ -50,7 +56,10 @@ def test_dict_first_then_webui_padding_is_accepted():
         ([True, "m", -1], "between 0 and 30, got -1"),
         ([True, "m", 31], "between 0 and 30, got 31"),
         ([True, "m", 1.0, "clip"], "'text_source' must be one of auto, module, host; got 'clip'"),
-        ([True, "m", 1.0, "auto", True, "extra"], "at most 5 positional arguments"),
+        ([True, "m", 1.0, "auto", True, -0.5], "'strength' must be between 0 and 2, got -0.5"),
+        ([True, "m", 1.0, "auto", True, 2.5], "'strength' must be between 0 and 2, got 2.5"),
+        ([True, "m", 1.0, "auto", True, "1"], "'strength' must be a number, got '1'"),
+        ([True, "m", 1.0, "auto", True, 1.0, "extra"], "at most 6 positional arguments"),
     ],
 )
 def test_bad_arguments_name_the_argument_and_the_fix(args, match):
@@ -68,11 +77,12 @@ def test_request_args_refuse_dict_plus_positional_and_non_lists():
 
 
 def test_preset_holds_the_preset_fields_only():
-    assert SingArgs(True, "m", 2.0, "host", False).preset() == {
+    assert SingArgs(True, "m", 2.0, "host", False, 0.5).preset() == {
         "enabled": True,
         "module": "m",
         "guidance_scale": 2.0,
         "text_source": "host",
+        "strength": 0.5,
     }
 
 
@@ -89,9 +99,18 @@ def test_infotext_round_trip():
         "guidance_scale": 7.5,
         "text_source": "module",
         "follow_preset": False,
+        "strength": 1.0,
     }
     assert "SingDiffusion text source" not in infotext_params("tiny", 1.0, "auto")
     assert from_infotext(infotext_params("tiny", 1.0, "auto"))["text_source"] == "auto"
+
+
+def test_infotext_writes_strength_only_when_it_is_not_1():
+    assert "SingDiffusion strength" not in infotext_params("tiny", 7.5, "auto", 1.0)
+    params = infotext_params("tiny", 7.5, "auto", 0.5)
+    assert params["SingDiffusion strength"] == "0.5"
+    assert from_infotext(params)["strength"] == 0.5
+    assert from_infotext(infotext_params("tiny", 7.5, "auto"))["strength"] == 1.0
 
 
 def test_infotext_without_the_key_turns_the_panel_off():
