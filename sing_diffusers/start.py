@@ -8,17 +8,21 @@ first_point) so that, after the pipeline's init_noise_sigma and scale_model_inpu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from sing_core import SingModule, ddim_start, unit_noise_start
+from sing_core.args import FIELD_BY_KEY, check_value
 from sing_diffusers.first_point import FirstPoint, read_first_point
 from sing_diffusers.loading import LoadedModule, as_loaded
 from sing_diffusers.prompts import embeddings, negative_list, prompt_list
 from sing_diffusers.refusals import SingDiffusersError, check_pipeline
+
+NoiseDrawer = Callable[[Any, int, int, int, Any], torch.Tensor]  # (pipe, batch, height, width, generator) -> x1
+STRENGTH = FIELD_BY_KEY["strength"]  # default, range and meaning from the one schema; only the keyword is ours
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ def start_latents(
     timesteps: list[int] | None = None,
     sigmas: list[float] | None = None,
     clip_skip: int | None = None,
+    module_strength: float = STRENGTH.default,
 ) -> torch.Tensor:
     """The `latents` to pass to `pipe` (with the same arguments) so that sampling starts at the module's DDIM step.
 
@@ -54,6 +59,9 @@ def start_latents(
     text_encoder: "module" (SD-1.5's CLIP-L on the plain prompt, as trained) or "pipeline" (the pipeline's own
     encode_prompt: textual inversion, clip_skip; SD-1.x only). guidance_scale ≤ 1 uses the prompt alone.
     timesteps / sigmas / clip_skip: the same values you pass to the pipeline, where you pass any.
+    module_strength: λ, sing_core.args' "strength" (its default and range; the default is the paper's method):
+    λ·x̂0 takes the place of x̂0. Named apart from the img2img/inpaint pipelines' own `strength`, which generate
+    passes on to them.
     """
     arguments = dict(locals())
     return plan_start(**arguments).latents
@@ -63,11 +71,13 @@ def plan_start(
     pipe: Any, module: LoadedModule | SingModule, prompt: Any, negative_prompt: Any, *, prompt_embeds: Any,
     negative_prompt_embeds: Any, text_encoder: str, guidance_scale: float, num_inference_steps: int,
     height: int | None, width: int | None, num_images_per_prompt: int, generator: Any, timesteps: Any, sigmas: Any,
-    clip_skip: int | None,
+    clip_skip: int | None, module_strength: float, draw_noise: NoiseDrawer | None = None,
 ) -> Start:
-    """start_latents with the noise and the size it used."""
+    """start_latents with the noise and the size it used; draw_noise replaces pipeline_noise where a pipeline
+    draws its noise otherwise (generate's inpaint case)."""
     module = as_loaded(module)
     sing = module.sing
+    strength = check_value(STRENGTH, module_strength, "sing_diffusers' module_strength")
     check_pipeline(pipe, sing.latent_channels)
     if num_images_per_prompt < 1:
         raise SingDiffusersError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
@@ -78,7 +88,7 @@ def plan_start(
     negatives = negative_list(negative_prompt, rows) if prompts is not None else None
     first = read_first_point(pipe.scheduler, num_inference_steps, timesteps, sigmas)
     height, width = pixel_size(pipe, height, width)
-    x1 = pipeline_noise(pipe, rows * num_images_per_prompt, height, width, generator)
+    x1 = (draw_noise or pipeline_noise)(pipe, rows * num_images_per_prompt, height, width, generator)
 
     guided = guidance_scale > 1.0
     cond, uncond = embeddings(
@@ -88,7 +98,7 @@ def plan_start(
     cond = cond.repeat_interleave(num_images_per_prompt, dim=0)  # the pipelines' order: p0, p0, …, p1, p1, …
     uncond = None if uncond is None else uncond.repeat_interleave(num_images_per_prompt, dim=0)
     x0_hat = sing.predict_x0(x1, cond, uncond, guidance_scale)
-    return Start(x1, start_at(first, x0_hat, x1), height, width)
+    return Start(x1, start_at(first, x0_hat, x1, strength), height, width)
 
 
 def pixel_size(pipe: Any, height: int | None, width: int | None) -> tuple[int, int]:
@@ -107,20 +117,27 @@ def pipeline_noise(pipe: Any, batch: int, height: int, width: int, generator: An
     """x1: the noise the pipeline would draw itself (its prepare_latents with latents=None, before init_noise_sigma)."""
     from diffusers.utils.torch_utils import randn_tensor
 
+    check_generators(generator, batch)
+    shape = (batch, pipe.vae.config.latent_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    return randn_tensor(shape, generator=generator, device=pipe._execution_device, dtype=noise_dtype(pipe))
+
+
+def noise_dtype(pipe: Any) -> torch.dtype:
+    """The pipelines draw in prompt_embeds' dtype, which encode_prompt sets to the text encoder's (else the UNet's)."""
+    return pipe.text_encoder.dtype if getattr(pipe, "text_encoder", None) is not None else pipe.unet.dtype
+
+
+def check_generators(generator: Any, batch: int) -> None:
     if isinstance(generator, list) and len(generator) != batch:
         raise SingDiffusersError(
             f"{len(generator)} generators for {batch} images (prompts × num_images_per_prompt); give one generator, "
             "or one per image"
         )
-    shape = (batch, pipe.vae.config.latent_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    # The pipelines draw in prompt_embeds' dtype, which encode_prompt sets to the text encoder's (else the UNet's).
-    dtype = pipe.text_encoder.dtype if getattr(pipe, "text_encoder", None) is not None else pipe.unet.dtype
-    return randn_tensor(shape, generator=generator, device=pipe._execution_device, dtype=dtype)
 
 
-def start_at(first: FirstPoint, x0_hat: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+def start_at(first: FirstPoint, x0_hat: torch.Tensor, x1: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     """The latents to give the pipeline so that its scheduler's sample at the first step is the module's DDIM step."""
     if first.form == "vp":
-        return ddim_start(x0_hat, x1, first.alpha_cumprod)
+        return ddim_start(x0_hat, x1, first.alpha_cumprod, strength)
     # The pipeline multiplies by init_noise_sigma: σ0, or √(σ0² + 1) (sing_core's "SGM noise multiplier" form).
-    return unit_noise_start(x0_hat, x1, first.sigma, sgm_noise_multiplier=first.sgm_multiplier)
+    return unit_noise_start(x0_hat, x1, first.sigma, sgm_noise_multiplier=first.sgm_multiplier, strength=strength)
