@@ -20,6 +20,16 @@ class UnknownModuleError(LookupError):
     """No installed module has the name; the message lists what is installed."""
 
 
+class ModuleGoneError(UnknownModuleError):
+    """The module was listed by the last scan, but its file has since been removed or moved."""
+
+    def __init__(self, entry: ModuleEntry):
+        super().__init__(f"SingDiffusion module {entry.name!r} is gone: {entry.path} was removed or moved since the "
+                         "module list was last read. Put it back, or refresh the list (🔄 beside Module, or POST "
+                         "/singdiffusion/v1/refresh) and choose an installed module.")
+        self.entry = entry
+
+
 @dataclasses.dataclass(frozen=True)
 class ModuleEntry:
     name: str
@@ -90,9 +100,12 @@ class ModuleLibrary:
 
     def resolve(self, name: str, short_hash: str | None = None, hash_of=None) -> ModuleEntry:
         """The entry called `name`. With `short_hash` and `hash_of(entry) -> str`, a module whose file was renamed
-        is still found by its hash (infotext pasted from an older image)."""
+        is still found by its hash (infotext pasted from an older image). ModuleGoneError where the scan found it
+        but its file is no longer there."""
         entry = self.entries.get(name)
         if entry is not None:
+            if not entry.weights.is_file():
+                raise ModuleGoneError(entry)
             return entry
         if short_hash and hash_of is not None:
             for candidate in self.entries.values():

@@ -16,7 +16,7 @@ from modules.processing import StableDiffusionProcessingImg2Img
 
 from sing_core.args import FIELD_BY_KEY, FIELDS, ArgsError, SingArgs, check_value, infotext_params
 from sing_core.compose import composable_x0
-from sing_core.library import ModuleEntry
+from sing_core.library import ModuleEntry, ModuleGoneError
 from sing_core.module import SingModule
 from sing_core.start import ddim_start, unit_noise_start
 from sing_webui import host, options, presets, prompts, runtime
@@ -66,6 +66,8 @@ def prepare(p, script_args) -> None:
         try:
             module = runtime.get_module(entry)
         except Exception as error:  # a broken file is the server's state, not the request's
+            if not entry.weights.is_file():  # removed between the lookup and the load
+                raise SingDiffusionError(str(ModuleGoneError(entry))) from error
             raise SingDiffusionError(str(error), status_code=500) from error
         host.check_fits(p.sd_model, module, f"{entry.name} [{module.short_hash}]")
         text_source = host.resolve_text_source(args.text_source, p.sd_model, module)

@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 from modules import paths, shared
 
-from sing_core.library import ModuleEntry, ModuleLibrary, UnknownModuleError
+from sing_core.library import ModuleEntry, ModuleGoneError, ModuleLibrary, UnknownModuleError
 
 SECTION = ("singdiffusion", "SingDiffusion")
 CLIP_AUTO = "Automatic"
@@ -53,6 +53,11 @@ def find_module(name: str) -> ModuleEntry:
         raise UnknownModuleError(f"no module is installed. Put a module in {roots}, or disable SingDiffusion.")
     try:
         return library().resolve(name)
+    except ModuleGoneError as gone:
+        try:
+            return refresh_library().resolve(name)  # moved within the folders: found again under its name
+        except UnknownModuleError:
+            raise gone from None
     except UnknownModuleError:
         return refresh_library().resolve(name)
 

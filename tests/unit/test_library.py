@@ -66,3 +66,18 @@ def test_stat_key_changes_when_weights_change(roots):
     before = entry.stat_key()
     entry.weights.write_bytes(b"a longer file")
     assert entry.stat_key() != before
+
+
+def test_a_module_removed_since_the_scan_is_named_as_gone(roots):
+    import shutil
+
+    from sing_core.library import ModuleGoneError
+
+    lib = ModuleLibrary(roots).refresh()
+    shutil.rmtree(roots[0] / "release")
+    (roots[0] / "single.safetensors").unlink()
+    for name, path in (("release", roots[0] / "release"), ("single", roots[0] / "single.safetensors")):
+        with pytest.raises(ModuleGoneError, match=rf"module '{name}' is gone: {path} was removed.*refresh the list"):
+            lib.resolve(name)
+    assert lib.resolve("more").name == "more"  # the others are untouched
+    assert "release" not in lib.refresh().names()
