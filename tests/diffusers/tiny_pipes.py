@@ -219,3 +219,20 @@ def start_defaults() -> dict:
 
     parameters = inspect.signature(sing_diffusers.start_latents).parameters
     return {k: p.default for k, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "python.md"
+EXAMPLE_MODELS = ("stable-diffusion-v1-5/stable-diffusion-v1-5", "models/SingDiffusion/singdiffusion-sd15")
+
+
+def docs_example() -> str:
+    """The code block under "## Five lines" in docs/python.md, as a reader copies it."""
+    section = DOCS.read_text(encoding="utf-8").split("## Five lines", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def docs_table() -> dict[str, list[str]]:
+    """The rows of the "## Schedulers tested" table: first column -> the other columns."""
+    section = DOCS.read_text(encoding="utf-8").split("## Schedulers tested", 1)[1]
+    rows = [line.strip().strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:] if cells[0].strip() != "---"}
