@@ -3,11 +3,11 @@
     import torch, diffusers, sing_diffusers
     pipe = diffusers.StableDiffusionPipeline.from_pretrained("stable-diffusion-v1-5/stable-diffusion-v1-5")
     module = sing_diffusers.load_module("models/SingDiffusion/singdiffusion-sd15", pipe)
-    image = sing_diffusers.generate(pipe, module, "solid black background",
-                                    generator=torch.Generator().manual_seed(1)).images[0]
+    out = sing_diffusers.generate(pipe, module, "solid black background", generator=torch.Generator().manual_seed(1))
+    out.images[0].save("black.png")
 
 start_latents(pipe, module, ...) gives the latents alone, to pass to the pipeline yourself. Every scheduler whose
-first point can be read (sing_diffusers.first_point.SUPPORTED) starts exactly there; the rest are refused.
+first point can be read (SUPPORTED_SCHEDULERS) starts exactly there; the rest are refused. docs/python.md has it all.
 """
 
 from sing_diffusers.first_point import SUPPORTED as SUPPORTED_SCHEDULERS

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from sing_core import SingModule
-from sing_diffusers.loading import LoadedModule
-from sing_diffusers.refusals import SingDiffusersError, check_starts_from_nothing
+from sing_diffusers.loading import LoadedModule, as_loaded
+from sing_diffusers.refusals import SingDiffusersError, check_pipeline, check_starts_from_nothing
 from sing_diffusers.start import NoiseDrawer, Start, check_generators, noise_dtype, plan_start, start_latents
 
 START_ARGS = tuple(inspect.signature(start_latents).parameters)[4:]  # after pipe, module, prompt, negative_prompt
@@ -73,9 +73,13 @@ def generate(pipe: Any, module: LoadedModule | SingModule, prompt: Any = None, n
     Takes start_latents' arguments (passed on to the pipeline as well, text_encoder excepted) and any other keyword
     argument of the pipeline (image, mask_image, control image, output_type, ...). An inpaint pipeline re-noises the
     kept region with the given latents at every step, so outside the mask the latents stay the pipeline's own noise
-    and only the masked region starts at the module's step.
+    and only the masked region starts at the module's step. x1 takes the place of the pipeline's own noise draw, so
+    its later draws from the generator (ancestral noise) are those of a run without SingDiffusion; except with an
+    inpaint pipeline whose UNet takes 4 channels, which samples the image's latent before its noise: there the later
+    draws come one draw earlier.
     """
     start_args = {key: kwargs.pop(key) for key in START_ARGS if key in kwargs}
+    check_pipeline(pipe, as_loaded(module).sing.latent_channels)
     if "latents" in kwargs:
         raise SingDiffusersError("generate makes the latents itself; to start from your own, call the pipeline")
     check_starts_from_nothing(pipe, kwargs)

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("diffusers", reason="the diffusers tier needs diffusers (requirements/test.txt installs it)")
 
@@ -12,13 +11,9 @@ import tiny_pipes
 import sing_diffusers
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    # Tiny models gain nothing from a second thread, which on a busy machine only waits at every op's barrier.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Every test of the tier runs its tiny models on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -81,3 +81,14 @@ def test_a_whole_generation(sd1, module):
     assert np.isfinite(with_module).all()
     assert np.array_equal(with_module, again)  # seeded: the same call gives the same image
     assert np.abs(with_module - without).max() > 1e-3
+
+
+def test_later_draws_from_the_generator_are_those_of_the_run_without_singdiffusion(sd1, module):
+    """Euler ancestral draws noise at every step from the same generator: at module_strength=0 (with trailing spacing
+    exactly the pipeline's own start) the whole generation is the pipeline's own image, bit for bit."""
+    sd1.scheduler = diffusers.EulerAncestralDiscreteScheduler.from_config(sd1.scheduler.config,
+                                                                         timestep_spacing="trailing")
+    call = {"negative_prompt": NEGATIVE, "num_inference_steps": 4, "output_type": "np"}
+    ours = sing_diffusers.generate(sd1, module, PROMPT, generator=seeded(6), module_strength=0.0, **call).images
+    own = sd1(PROMPT, generator=seeded(6), **call).images
+    assert np.array_equal(ours, own)
