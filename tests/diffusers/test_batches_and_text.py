@@ -143,3 +143,18 @@ def test_module_strength_zero_on_a_vp_scheduler_is_the_step_from_zero(sd1, modul
                                            num_inference_steps=50)
     x1 = randn_tensor(latents.shape, generator=seeded(14))
     assert torch.equal(latents, sing_core.ddim_start(torch.zeros_like(x1), x1, sd1.scheduler.alphas_cumprod[981]))
+
+
+def test_generate_with_ready_embeddings_on_sd1_gives_them_to_the_pipeline_too(sd1, module, clip_l):
+    euler(sd1)
+    cond, uncond = clip_l_embeddings(clip_l, PROMPTS), clip_l_embeddings(clip_l, NEGATIVES)
+    call = {"prompt_embeds": cond, "negative_prompt_embeds": uncond, "num_inference_steps": STEPS}
+    with first_unet_input(sd1) as probe:
+        first = probe.run(sing_diffusers.generate, sd1, module, generator=seeded(15), **call)
+        handed_text = probe.run(sing_diffusers.generate, sd1, module, PROMPTS, NEGATIVES, generator=seeded(15),
+                                num_inference_steps=STEPS)
+    assert torch.equal(first, handed_text)
+    x1 = randn_tensor(first.shape, generator=seeded(15))
+    x0_hat = module.sing.predict_x0(x1, cond, uncond, 7.5).double()
+    scheduler = type(sd1.scheduler).from_config(sd1.scheduler.config)
+    assert (recovered_x0(first, x1, scheduler, STEPS) - x0_hat).abs().max() <= 1e-5
