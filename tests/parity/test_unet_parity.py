@@ -53,13 +53,9 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from a second thread, which on a busy machine only waits at every op's barrier.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Tiny networks: one thread (tests/conftest.py)."""
 
 
 def remove_time(model):
