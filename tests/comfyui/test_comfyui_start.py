@@ -88,6 +88,17 @@ def test_v_prediction_model(comfy, probe_dir, modules):
     assert (first_rows(record) - expected).abs().max().item() <= TOLERANCE
 
 
+def test_the_nodes_own_text_replaces_the_samplers(comfy, probe_dir, modules):
+    """positive / negative on the Apply node (here the sampler's two, swapped) are the module's text."""
+    graph = txt2img(probe="own-text")
+    graph["apply"]["inputs"] |= {"positive": ["neg", 0], "negative": ["pos", 0]}
+    record = run_case(comfy, probe_dir, "own-text", graph)
+    swapped = {**record, "positive.0": record["negative.0"], "negative.0": record["positive.0"]}
+    expected = expected_start(swapped, modules.path(modules.fitting), 0.0)
+    assert (first_rows(record) - expected).abs().max().item() <= TOLERANCE
+    assert (first_rows(record) - expected_start(record, modules.path(modules.fitting), 0.0)).abs().max() > TOLERANCE
+
+
 def test_probe_sees_comfyuis_own_start_without_the_node(comfy, probe_dir):
     record = run_case(comfy, probe_dir, "plain", txt2img(module=None, probe="plain"))
     sigma0 = float(record["sigmas"][0])
