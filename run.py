@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-REQUIREMENTS = {"test": "test.txt", "demo": "core.txt"}
+REQUIREMENTS = {"test": "test.txt", "demo": "tools.txt"}
 
 
 def venv_python() -> Path:

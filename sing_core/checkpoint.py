@@ -201,7 +201,13 @@ class ModuleInfo:
 
 
 def describe(path: str | os.PathLike) -> ModuleInfo:
-    """Config, parameter count, dtype, widths, short hash and size of a module, checked against its config."""
+    """Config, parameter count, dtype, widths, short hash and size of a module, checked against its config.
+
+    What is read: the config (config.json or the safetensors metadata) and the weights file's header only
+    (weights.read_shapes: the safetensors JSON header; the .bin's structure pickle, without its storages and
+    without running code), never a tensor. The short hash is the sha256 of the weights file's bytes, so those
+    bytes are read once (and cached per file version), but not decoded.
+    """
     source = resolve(path)
     config = read_config(source)
     shapes, dtypes, has_text_encoder = read_shapes(source)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from sing_core.config import ConfigError, UNetConfig
+from sing_core.pickle_header import HeaderError, TensorHeader, read_state_dict_header
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -140,11 +141,11 @@ def read_unet_tensors(source: Source) -> dict[str, torch.Tensor]:
             ) from error
 
 
-def _read_pickled_state_dict(path: Path, mmap: bool = False) -> dict[str, torch.Tensor]:
+def _read_pickled_state_dict(path: Path) -> dict[str, torch.Tensor]:
     # torch.serialization.load, not torch.load: inside the webui torch.load is the webui's own restricted unpickler,
     # which refuses current .bin files. weights_only admits tensors and plain containers, never code.
     try:
-        state = torch.serialization.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+        state = torch.serialization.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path}: refused to unpickle: the file holds objects other than tensors, which could run code when"
@@ -167,14 +168,31 @@ def _unpickler_reason(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
+def _read_bin_header(path: Path) -> dict[str, TensorHeader]:
+    try:
+        return read_state_dict_header(path)
+    except HeaderError as error:
+        if error.kind == "refused":
+            raise CheckpointError(
+                f"{path}: refused to unpickle: the file holds objects other than tensors, which could run code when"
+                f" loaded ({error.detail}); use a copy from the official release folder"
+            ) from error
+        if error.kind == "not a state dict":
+            message = f"{path}: not a state dict (a mapping of names to tensors); {RELEASE_HINT}"
+            raise CheckpointError(message) from error
+        raise CheckpointError(f"{path}: truncated or corrupt .bin ({error.detail}); download it again") from error
+
+
 def read_shapes(source: Source) -> tuple[dict[str, tuple[int, ...]], dict[str, torch.dtype], bool]:
-    """Shapes and dtypes of the UNet's tensors without reading their data, and whether a text encoder is inside."""
+    """Shapes and dtypes of the UNet's tensors, and whether a text encoder is inside, from the file's header only.
+
+    A .safetensors: its JSON header (names, dtypes, shapes, offsets); no tensor is read. A .bin (torch.save, zip or
+    legacy): the pickle of its structure, by a restricted unpickler that runs no code (sing_core.pickle_header);
+    the storages, which hold all the tensor data, are never read.
+    """
     if source.weights.suffix == ".bin":
-        try:
-            state = _read_pickled_state_dict(source.weights, mmap=True)
-        except CheckpointError:  # legacy (non-zip) pickles cannot be memory-mapped
-            state = _read_pickled_state_dict(source.weights)
-        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        state = _read_bin_header(source.weights)
+        shapes = {k: v.shape for k, v in state.items()}
         dtypes = {k: v.dtype for k, v in state.items()}
     else:
         with _safe_open(source.weights) as f:

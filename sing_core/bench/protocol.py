@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import json
 import re
 import time
@@ -16,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sing_core.bench.client import BenchError, WebuiApi
-from sing_core.bench.png import decode_image, mean_grey
 
 PAPER_PROMPTS = (
     "solid black background",
@@ -26,6 +26,7 @@ PAPER_PROMPTS = (
 )
 ARMS = ("without", "with")
 SCRIPT_TITLE = "SingDiffusion"
+THUMBNAIL_PX = 96  # the longest side of the images the chart shows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,36 @@ class Sample:
     seed: int
     grey: float  # mean grey level 0..255
     module_label: str | None  # "name [hash]" from the infotext; None without the module
+    thumbnail: Any = dataclasses.field(default=None, compare=False, repr=False)  # a small PIL image, for the chart
+
+
+def read_image(data: bytes, warn: Callable[[str], None] | None = None):
+    """One image of the webui's answer as an RGB PIL image (alpha dropped: the webui's images are opaque).
+
+    PNG is exact. JPEG and WebP (the webui's "File format for images" setting, which its API also uses) are read
+    with a warning, since lossy compression shifts grey levels.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            kind = opened.format
+            image = opened.convert("RGB")  # decodes the whole file: a truncated one fails here
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise BenchError(f"the webui sent an image that Pillow cannot read ({error}; it starts with {data[:12]!r}); "
+                         "set Settings > Saving images/grids > File format for images to png") from None
+    if kind != "PNG" and warn:
+        warn(f"the webui sends {kind} images (lossy; set Settings > Saving images/grids > File format for images to "
+             "png for exact grey levels)")
+    return image
+
+
+def mean_grey(image) -> float:
+    """Mean of R, G and B over all pixels, on 0..255: the average-brightness reading of the paper's protocol."""
+    import numpy as np
+
+    pixels = np.asarray(image, dtype=np.uint8)
+    return int(pixels.sum(dtype=np.int64)) / pixels.size if pixels.size else 0.0  # an exact integer sum, one division
 
 
 def seed_batches(settings: BenchSettings) -> list[tuple[int, ...]]:
@@ -172,8 +203,10 @@ def parse_response(job: Job, answer: dict, decode_warn: Callable[[str], None] | 
         if job.arm == "without" and label is not None:
             raise BenchError(f"image of {job.prompt!r} seed {seed} was asked for without SingDiffusion, but the "
                              f"module {label} ran: is an older extension version ignoring 'enabled': false?")
-        grey = mean_grey(decode_image(base64.b64decode(image), warn=decode_warn))
-        samples.append(Sample(job.prompt, job.arm, seed, grey, label))
+        decoded = read_image(base64.b64decode(image), warn=decode_warn)
+        thumbnail = decoded.copy()
+        thumbnail.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        samples.append(Sample(job.prompt, job.arm, seed, mean_grey(decoded), label, thumbnail))
     return samples
 
 
@@ -190,6 +223,12 @@ class BenchRun:
 
     def module_labels(self) -> list[str]:
         return sorted({s.module_label for s in self.samples if s.module_label})
+
+    def thumbnails(self, prompt: str) -> tuple[Any, Any] | None:
+        """The images (without, with) of the prompt's lowest seed measured in both arms, or None."""
+        found = {(s.seed, s.arm): s.thumbnail for s in self.samples if s.prompt == prompt and s.thumbnail is not None}
+        seeds = sorted(seed for seed, arm in found if arm == "without" and (seed, "with") in found)
+        return (found[(seeds[0], "without")], found[(seeds[0], "with")]) if seeds else None
 
     def measured_prompts(self) -> list[str]:
         """Prompts, in the settings' order, with at least one seed measured in both arms."""

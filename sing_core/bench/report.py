@@ -9,6 +9,8 @@ bench_brightness.csv, one row per prompt (grey levels on 0..255):
     expected        the paper's reading for the prompt: darker (black prompts), lighter (white prompts) or empty
     agrees          yes / no: the difference has the expected sign; empty when nothing is expected
 bench_brightness_images.csv, one row per prompt and seed: prompt, seed, without, with (grey levels).
+bench_brightness.png: the mean grey level per prompt without and with (±1 std over the seeds), and each prompt's
+images of its first seed without and with, drawn with matplotlib.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import csv
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sing_core.bench.protocol import BenchRun
 from sing_core.bench.stats import PromptStats
-from sing_core.plot import BLACK, GLYPHS, PALETTE, Canvas, bar_chart, text_width
 
 SUMMARY_HEADER = ("prompt", "images", "without_mean", "without_std", "with_mean", "with_std", "difference",
                   "difference_se", "expected", "agrees")
@@ -88,37 +90,58 @@ def write_settings_json(run: BenchRun, url: str, extra: dict, path: Path) -> Pat
     return path
 
 
-def _label(text: str) -> str:
-    """Text the plot font can draw: brackets become parentheses, other characters it lacks become '?'."""
-    text = text.replace("[", "(").replace("]", ")")
-    return "".join(c if c.upper() in GLYPHS else "?" for c in text)
+CHART_HEIGHT_IN, IMAGES_HEIGHT_IN, PROMPT_WIDTH_IN, MIN_WIDTH_IN = 3.8, 2.2, 2.4, 8.0
+DPI = 100
 
 
-def render_chart(rows: Sequence[PromptStats], title: str, path: Path) -> Path:
-    """Grouped bars (without, with) per prompt on 0..255, each with a ±1 std whisker (black)."""
-    margin, scale = 16, 2
-    title = _label(title)
-    width = max(720, 200 * len(rows) + 2 * margin, text_width(title, scale) + 2 * margin)
-    canvas = Canvas(width, 480)
-    box = (margin, margin, width - 2 * margin, 480 - 2 * margin)
-    series = [("without", [r.without_mean for r in rows]), ("with singdiffusion", [r.with_mean for r in rows])]
-    bars = bar_chart(canvas, box, [_label(r.prompt) for r in rows], series, title=title, y_range=(0, 255),
-                     colors=(PALETTE[2], PALETTE[1]), scale=scale)
-    # pixels per grey level, from the tallest bar (bars grow from the zero line: rect height = mean · scale)
-    (_, _, _, tallest_h), tallest_mean = max(
-        ((rect, rows[c].without_mean if s == 0 else rows[c].with_mean) for (c, s), rect in bars.items()),
-        key=lambda item: item[1],
-    )
-    per_level = tallest_h / tallest_mean if tallest_mean > 0 else 0.0
-    for (c, s), (x, y, w, h) in bars.items():
-        std = rows[c].without_std if s == 0 else rows[c].with_std
-        if per_level == 0 or math.isnan(std) or std == 0:
-            continue
-        zero_y = y + h
-        centre = x + w // 2
-        top = max(zero_y - 255 * per_level, y - std * per_level)
-        bottom = min(zero_y, y + std * per_level)
-        canvas.fill_rect(centre, top, 1, bottom - top + 1, BLACK)
-        canvas.fill_rect(centre - 3, top, 7, 1, BLACK)
-        canvas.fill_rect(centre - 3, bottom, 7, 1, BLACK)
-    return canvas.save_png(path)
+def chart_size_in(prompts: int) -> tuple[float, float]:
+    """(width, height) of bench_brightness.png in inches: a column per prompt, the bars above, the images below."""
+    return max(MIN_WIDTH_IN, PROMPT_WIDTH_IN * prompts), CHART_HEIGHT_IN + IMAGES_HEIGHT_IN
+
+
+def _bars(ax, rows: Sequence[PromptStats]) -> None:
+    import numpy as np
+
+    from sing_core.figures import COLORS
+
+    x = np.arange(len(rows))
+    for offset, arm, label in ((-0.2, "without", "without SingDiffusion"), (0.2, "with", "with SingDiffusion")):
+        means = [getattr(r, f"{arm}_mean") for r in rows]
+        stds = [0.0 if math.isnan(getattr(r, f"{arm}_std")) else getattr(r, f"{arm}_std") for r in rows]
+        ax.bar(x + offset, means, 0.4, yerr=stds, capsize=3, color=COLORS[arm], label=label,
+               error_kw={"elinewidth": 1})
+    for i, r in enumerate(rows):
+        se = "" if math.isnan(r.difference_se) else f" ± {r.difference_se:.1f}"
+        expected = f"\nexpected {r.expected} ({_agrees(r)})" if r.expected else ""
+        ax.annotate(f"with − without {r.difference:+.1f}{se}{expected}", (i, 255), ha="center", va="top", fontsize=8)
+    ax.set_xticks(x, [textwrap.fill(r.prompt, 26) for r in rows], fontsize=8)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylim(0, 255)
+    ax.set_ylabel("mean grey level (0 black … 255 white)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2)
+
+
+def render_chart(rows: Sequence[PromptStats], title: str, path: Path, thumbnails: Mapping[str, tuple] | None = None,
+                 dpi: int = DPI) -> Path:
+    """The bars (mean ± 1 std over the seeds, per prompt and arm) and, for each prompt in `thumbnails`, its images
+    (without, with) side by side. chart_size_in(len(rows)) × dpi pixels."""
+    import numpy as np
+
+    from sing_core.figures import image_panel, new_figure, save_png, style
+
+    thumbnails = thumbnails or {}
+    width, height = chart_size_in(len(rows))
+    with style():
+        figure = new_figure(width, height)
+        figure.set_layout_engine("constrained")
+        top, bottom = figure.subfigures(2, 1, height_ratios=[CHART_HEIGHT_IN, IMAGES_HEIGHT_IN])
+        _bars(top.subplots(), rows)
+        top.suptitle(textwrap.fill(title, 130), fontsize=10)
+        shown = [r.prompt for r in rows if r.prompt in thumbnails]
+        if shown:
+            for ax, prompt in zip(bottom.subplots(1, len(shown), squeeze=False)[0], shown, strict=True):
+                image_panel(ax, [np.asarray(image) for image in thumbnails[prompt]])
+                ax.set_title(textwrap.fill(prompt, 30), fontsize=8)
+                ax.set_xlabel("without   |   with", fontsize=8)
+            bottom.suptitle("first seed, without and with SingDiffusion (same seed, same noise)", fontsize=9)
+        return save_png(figure, path, dpi)

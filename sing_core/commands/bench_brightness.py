@@ -3,7 +3,8 @@
 Prompts (the reference's): solid black / white backgrounds and monochrome line-art logos on black / white. Each
 prompt and seed is generated without and with SingDiffusion from the same seed; the metric is the mean grey level
 (0..255) of each image. The paper's reading: with the module, black prompts come out darker and white ones lighter.
-Needs only the standard library (urllib, zlib); the webui must run with --api and the extension installed.
+Needs requirements/tools.txt (Pillow reads the images, matplotlib draws the chart, tqdm shows the progress); the
+webui must run with --api and the extension installed.
 """
 
 from __future__ import annotations
@@ -101,27 +102,28 @@ def write_outputs(run, facts, url: str, out: Path) -> list[Path]:
     title = f"mean grey level, {settings.seeds} seeds, {settings.steps} steps {settings.sampler}, module {labels}"
     if not run.complete:
         title = f"partial ({len(run.samples)} of {run.planned_images} images): {title}"
+    thumbnails = {r.prompt: pair for r in rows if (pair := run.thumbnails(r.prompt)) is not None}
     extra = {"checkpoint": facts.checkpoint, "module_source": facts.module_source, "complete": run.complete,
              "images": len(run.samples), "planned_images": run.planned_images}
     return [
         write_summary_csv(rows, out / FILES["summary"]),
         write_images_csv(run, out / FILES["images"]),
-        render_chart(rows, title, out / FILES["chart"]),
+        render_chart(rows, title, out / FILES["chart"], thumbnails),
         write_settings_json(run, url, extra, out / FILES["settings"]),
     ]
 
 
 def run(args: argparse.Namespace) -> int:
     from sing_core.bench.client import BenchError
-    from sing_core.bench.progress import ProgressBar
     from sing_core.bench.protocol import BenchRun, plan_jobs, run_bench
+    from sing_core.progress import advance_to, progress_bar
 
     said: set[str] = set()
-    bar: ProgressBar | None = None
+    bar = None
 
     def say(message: str) -> None:
         if bar is not None:
-            bar.interrupt(message)  # on a line of its own, not glued to the progress bar
+            bar.write(message, file=sys.stderr)  # on a line of its own, above the progress bar
         else:
             print(message, file=sys.stderr, flush=True)
 
@@ -149,15 +151,18 @@ def run(args: argparse.Namespace) -> int:
               f"{len(settings.prompts)} prompts × {settings.seeds} seeds × 2 arms = {total} images, "
               f"{settings.steps} steps {settings.sampler}, CFG {settings.cfg_scale:g}, "
               f"{settings.width}×{settings.height}", flush=True)
-        bar = ProgressBar(total, label="generating ")
+        bar = progress_bar(total, "generating", unit="img")
         run_bench(api, settings, jobs=jobs, warn=warn, into=result,
-                  progress=lambda done, _total, job: bar.update(done, f"{job.arm:<7} {job.prompt[:40]}"))
+                  progress=lambda done, _total, job: advance_to(bar, done, None, f"{job.arm:<7} {job.prompt[:40]}"))
     except BenchError as error:
         say(f"bench brightness: {error}")
         status = 2
     except KeyboardInterrupt:
         say("bench brightness: interrupted")
         status = 130
+    finally:
+        if bar is not None:
+            bar.close()
     if not result.measured_prompts():
         return status
     try:

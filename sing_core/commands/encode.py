@@ -35,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from sing_core.progress import advance_to, progress_bar
     from sing_core.text import WeightsFileError
     from sing_core.train.encode import encode_image_folder
     from sing_core.train.images import DatasetError, parse_resolution
     from sing_core.train.latents import save_latents
-    from sing_core.train.progress import ProgressLine
     from sing_core.train.run import TrainError, resolve_device
     from sing_core.vae_file import load_vae_encoder
 
@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         width, height = parse_resolution(args.resolution)
         vae = load_vae_encoder(args.checkpoint, resolve_device(args.device), dtype)
-        bar = ProgressLine("encode")
-        try:
+        with progress_bar(None, "encode", unit="img") as bar:
             dataset = encode_image_folder(
                 args.images,
                 vae,
@@ -65,11 +64,9 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 workers=args.workers,
                 vae_name=args.checkpoint.name,
-                on_progress=bar.update,
+                on_progress=lambda done, total: advance_to(bar, done, total),
                 dtype=torch.float16 if args.half else torch.float32,
             )
-        finally:
-            bar.close()
         save_latents(args.out, dataset)
     except (DatasetError, TrainError, WeightsFileError, ValueError) as error:
         print(f"encode: {error}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""The demo's experiment: train φ on the mixture, then sample every prompt with and without it, DDIM and Euler.
+"""The demo's experiment: train φ on the mixture, then sample every prompt with and without it, DDIM and Euler, and
+at w = 1 once more at strength λ = 0.5.
 
 "without" is the host as shipped: the sampler starts from unit Gaussian noise x1 (DDIM at t0, Euler at σ0·x1).
 "with" starts from the same x1, through SingDiffusion: x̂0 = normalized CFG of φ(x1, c) and φ(x1, ""), then the DDIM
@@ -23,6 +24,8 @@ from sing_core.start import ddim_start, normalized_guidance, unit_noise_start
 from sing_core.train import Progress, TrainConfig, TrainState, train_x0_predictor
 
 SAMPLERS = ("ddim", "euler")
+HALF_STRENGTH = 0.5  # the extra run at w = 1: strength λ interpolates between the plain start (0) and the paper's (1)
+VARIANTS = {"without": None, "with": 1.0, "half": HALF_STRENGTH}  # variant -> strength (None: no module)
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,12 @@ class DemoResult:
     encoder: PromptEncoder
     train_state: TrainState
     seconds: dict[str, float] = field(default_factory=dict)
+    half_rows: list[Row] = field(default_factory=list)  # w = 1 at strength HALF_STRENGTH ("with_module": that run)
 
-    def mean_abs_error(self, sampler: str, guidance: float) -> tuple[float, float]:
-        rows = [r for r in self.rows if r.sampler == sampler and r.guidance == guidance]
+    def mean_abs_error(self, sampler: str, guidance: float, strength: float = 1.0) -> tuple[float, float]:
+        """Mean |brightness error| over the prompts, (without, with the module at this strength)."""
+        source = self.half_rows if strength == HALF_STRENGTH else self.rows
+        rows = [r for r in source if r.sampler == sampler and r.guidance == guidance]
         without = sum(abs(r.without - r.true_mean) for r in rows) / len(rows)
         with_module = sum(abs(r.with_module - r.true_mean) for r in rows) / len(rows)
         return without, with_module
@@ -106,17 +112,23 @@ def module_x0(net: TinyX0Net, encoder: PromptEncoder, x1: torch.Tensor, prompt_i
 
 
 def start_point(
-    sampler: str, x1: torch.Tensor, x0_hat: torch.Tensor | None, timesteps: torch.Tensor, sigmas: torch.Tensor
+    sampler: str,
+    x1: torch.Tensor,
+    x0_hat: torch.Tensor | None,
+    timesteps: torch.Tensor,
+    sigmas: torch.Tensor,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """What the sampler's first model call sees. Without the module (x0_hat None): A1111's timestep samplers take
-    unit noise as x_t0 itself, k-diffusion samplers multiply it by σ0. With it: the DDIM step from t = 1 to that point.
+    unit noise as x_t0 itself, k-diffusion samplers multiply it by σ0. With it: the DDIM step from t = 1 to that point,
+    from strength·x̂0.
     """
     alphas_cumprod = sd_alphas_cumprod()
     if sampler == "ddim":
-        return x1 if x0_hat is None else ddim_start(x0_hat, x1, alphas_cumprod[timesteps[-1]])
+        return x1 if x0_hat is None else ddim_start(x0_hat, x1, alphas_cumprod[timesteps[-1]], strength)
     if sampler == "euler":
         sigma0 = sigmas[0].item()
-        return x1 * sigma0 if x0_hat is None else unit_noise_start(x0_hat, x1, sigma0) * sigma0
+        return x1 * sigma0 if x0_hat is None else unit_noise_start(x0_hat, x1, sigma0, strength=strength) * sigma0
     raise ValueError(f"start_point: unknown sampler {sampler!r}; use one of {SAMPLERS}")
 
 
@@ -143,7 +155,7 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
     sigmas = discrete_sigmas(config.steps, alphas_cumprod)
     true_mean = data.true_mean()
 
-    rows, samples = [], {}
+    rows, half_rows, samples = [], [], {}
     for guidance in config.guidances:
         x0_hat = module_x0(net, encoder, x1, prompt_index, guidance)
 
@@ -152,8 +164,11 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
 
         for sampler in SAMPLERS:
             brightness = {}
-            for variant in ("without", "with"):
-                start = start_point(sampler, x1, x0_hat if variant == "with" else None, timesteps, sigmas)
+            for variant, strength in VARIANTS.items():
+                if variant == "half" and guidance != 1.0:
+                    continue
+                module = None if strength is None else x0_hat
+                start = start_point(sampler, x1, module, timesteps, sigmas, 1.0 if strength is None else strength)
                 if sampler == "ddim":
                     out = sample_ddim(eps_model, start, timesteps, alphas_cumprod)
                 else:
@@ -162,16 +177,11 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
                 samples[(sampler, guidance, variant)] = out
                 brightness[variant] = out.mean(dim=(1, 2, 3, 4))
             for p, prompt in enumerate(data.prompts):
-                rows.append(
-                    Row(
-                        prompt=prompt,
-                        guidance=guidance,
-                        sampler=sampler,
-                        true_mean=true_mean[p].item(),
-                        without=brightness["without"][p].item(),
-                        with_module=brightness["with"][p].item(),
-                    )
-                )
+                for variant, into in (("with", rows), ("half", half_rows)):
+                    if variant in brightness:
+                        into.append(Row(prompt=prompt, guidance=guidance, sampler=sampler,
+                                        true_mean=true_mean[p].item(), without=brightness["without"][p].item(),
+                                        with_module=brightness[variant][p].item()))
     seconds["sample"] = time.perf_counter() - clock
     return DemoResult(
         config=config,
@@ -182,4 +192,5 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
         encoder=encoder,
         train_state=state,
         seconds=seconds,
+        half_rows=half_rows,
     )

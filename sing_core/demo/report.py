@@ -5,18 +5,28 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from sing_core.demo.experiment import SAMPLERS, DemoResult
-from sing_core.plot import GREY, Canvas, bar_chart, text_width
+from sing_core.demo.experiment import HALF_STRENGTH, SAMPLERS, DemoResult
 
-CSV_HEADER = ("prompt", "guidance", "sampler", "true_mean", "without", "with")
+CSV_HEADER = ("prompt", "guidance", "sampler", "true_mean", "without", "with", "strength")  # strength: of "with"
 GOAL_REDUCTION = 0.70  # the module must cut the w = 1 mean |error| by at least this much
 DISPLAY_RANGE = (-1.6, 1.6)  # data brightness shown from black to white
 GRID_SAMPLES = 4
 
 
-def error_cut(result: DemoResult, sampler: str, guidance: float) -> float:
-    without, with_module = result.mean_abs_error(sampler, guidance)
+def error_cut(result: DemoResult, sampler: str, guidance: float, strength: float = 1.0) -> float:
+    without, with_module = result.mean_abs_error(sampler, guidance, strength)
     return 1.0 - with_module / without if without > 0 else 0.0
+
+
+def summary_keys(result: DemoResult) -> list[tuple[str, float, float]]:
+    """(sampler, guidance, strength) of the summary's rows: every w at λ = 1, and w = 1 at λ = 0.5 after it."""
+    keys = []
+    for sampler in SAMPLERS:
+        for guidance in result.config.guidances:
+            keys.append((sampler, guidance, 1.0))
+            if any(r.sampler == sampler and r.guidance == guidance for r in result.half_rows):
+                keys.append((sampler, guidance, HALF_STRENGTH))
+    return keys
 
 
 def table(result: DemoResult) -> str:
@@ -25,13 +35,12 @@ def table(result: DemoResult) -> str:
         f"{r.sampler:<8}{r.guidance:>5g}  {r.prompt:<13}{r.true_mean:>8.3f}{r.without:>9.3f}{r.with_module:>8.3f}"
         for r in result.rows
     ]
-    lines += ["", "mean |brightness error| over the prompts:"]
-    lines += [f"{'sampler':<8}{'w':>5}{'without':>9}{'with':>8}{'cut':>7}"]
-    for sampler in SAMPLERS:
-        for guidance in result.config.guidances:
-            without, with_module = result.mean_abs_error(sampler, guidance)
-            cut = error_cut(result, sampler, guidance)
-            lines.append(f"{sampler:<8}{guidance:>5g}{without:>9.3f}{with_module:>8.3f}{cut:>7.0%}")
+    lines += ["", "mean |brightness error| over the prompts (λ: the module's strength):"]
+    lines += [f"{'sampler':<8}{'w':>5}{'λ':>5}{'without':>9}{'with':>8}{'cut':>7}"]
+    for sampler, guidance, strength in summary_keys(result):
+        without, with_module = result.mean_abs_error(sampler, guidance, strength)
+        cut = error_cut(result, sampler, guidance, strength)
+        lines.append(f"{sampler:<8}{guidance:>5g}{strength:>5g}{without:>9.3f}{with_module:>8.3f}{cut:>7.0%}")
     return "\n".join(lines)
 
 
@@ -44,93 +53,116 @@ def write_csv(result: DemoResult, path: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_HEADER)
-        for r in result.rows:
-            values = (r.true_mean, r.without, r.with_module)
-            writer.writerow([r.prompt, f"{r.guidance:g}", r.sampler, *(f"{v:.6f}" for v in values)])
+        for strength, rows in ((1.0, result.rows), (HALF_STRENGTH, result.half_rows)):
+            for r in rows:
+                values = (f"{v:.6f}" for v in (r.true_mean, r.without, r.with_module))
+                writer.writerow([r.prompt, f"{r.guidance:g}", r.sampler, *values, f"{strength:g}"])
     return path
 
 
-def _grid_geometry(result: DemoResult) -> tuple[int, int, int, int]:
-    """(thumbnail scale, thumbnail side, samples shown, width of one block of thumbnails plus its mean label)."""
-    size = result.data.shape[1]
-    scale = max(1, 64 // size)
-    shown = min(GRID_SAMPLES, result.config.samples)
-    return scale, size * scale, shown, shown * (size * scale + 4) + 76
+# The figure's layout in inches: a fixed width; a row of sample panels per prompt, a row of charts per sampler.
+FIGURE_WIDTH_IN = 12.0
+HEADER_IN, SAMPLE_ROW_IN, CHART_ROW_IN = 0.7, 0.95, 3.0
+DPI = 100
+SAMPLER_NAMES = {"ddim": "DDIM (timestep sampler)", "euler": "Euler (σ sampler)"}
+VARIANT_TITLES = {
+    "without": "without SingDiffusion: x1 is the first point",
+    "with": "with SingDiffusion: DDIM step from x̂0",
+    "half": f"with SingDiffusion at strength λ = {HALF_STRENGTH:g}",
+}
 
 
-def _sample_grid(canvas: Canvas, result: DemoResult, top: int, left: int) -> tuple[int, int]:
-    """Rows of prompts; GRID_SAMPLES DDIM w = 1 samples without, then with the module (channel mean), each block
-    followed by the mean brightness of all the prompt's samples. Returns the grid's bottom and right edges.
-    """
-    samples_without = result.samples[("ddim", 1.0, "without")]
-    samples_with = result.samples[("ddim", 1.0, "with")]
-    scale, thumb, shown, block_w = _grid_geometry(result)
-    gap, label_w = 4, 150
-    canvas.text(left, top, f"samples, ddim {result.config.steps} steps, w = 1 (same noise in both)", scale=2)
-    top += 24
-    x_without, x_with = left + label_w, left + label_w + block_w
-    canvas.text(x_without, top, "without module: x1 as x_t0", color=GREY)
-    canvas.text(x_with, top, "with module: ddim step from x0_hat", color=GREY)
-    top += 14
-    true_mean = result.data.true_mean()
-    for p, prompt in enumerate(result.data.prompts):
-        canvas.text(left, top + thumb / 2 - 10, prompt, scale=2)
-        canvas.text(left, top + thumb / 2 + 8, f"true mean {true_mean[p].item():+.2f}", color=GREY)
-        for x0, block in ((x_without, samples_without), (x_with, samples_with)):
-            for i in range(shown):
-                image = block[p, i].mean(0).tolist()  # channel mean: brightness plus the shared texture
-                lo, hi = DISPLAY_RANGE
-                canvas.grey_image(x0 + i * (thumb + gap), top, image, lo=lo, hi=hi, scale=scale)
-            canvas.text(x0 + shown * (thumb + gap) + 4, top + thumb / 2 - 3, f"mean {block[p].mean().item():+.2f}")
-        top += thumb + gap + 2
-    return top, x_with + block_w
+def figure_size_in(result: DemoResult) -> tuple[float, float]:
+    """(width, height) of demo.png in inches; the PNG is that times the DPI it is saved at."""
+    height = HEADER_IN + len(result.data.prompts) * SAMPLE_ROW_IN + len(SAMPLERS) * CHART_ROW_IN
+    return FIGURE_WIDTH_IN, height
 
 
-def _summary(canvas: Canvas, result: DemoResult, top: int, left: int) -> None:
-    canvas.text(left, top, "mean |error| over prompts", scale=2)
-    top += 26
-    canvas.text(left, top, "sampler   w   without  with   cut", color=GREY)
-    for sampler in SAMPLERS:
-        for guidance in result.config.guidances:
-            top += 14
-            without, with_module = result.mean_abs_error(sampler, guidance)
-            cut = error_cut(result, sampler, guidance)
-            canvas.text(left, top, f"{sampler:<7}{guidance:>4g}{without:>9.3f}{with_module:>7.3f}{cut:>6.0%}")
-    top += 24
-    canvas.text(left, top, f"goal at w = 1: cut >= {GOAL_REDUCTION:.0%}: {'met' if goal_met(result) else 'not met'}")
-    top += 14
-    canvas.text(left, top, "brightness: mean latent value; data scale", color=GREY)
+def shown_variants(result: DemoResult) -> list[str]:
+    """The sample columns of the figure: without, with, and the λ = 0.5 run when the result has it."""
+    return [v for v in VARIANT_TITLES if ("ddim", 1.0, v) in result.samples]
 
 
-def render_png(result: DemoResult, path: Path) -> Path:
-    chart_w, chart_h, margin = 390, 250, 16
-    guidances = result.config.guidances
-    _, thumb, _, block_w = _grid_geometry(result)
-    summary_x = margin + 150 + 2 * block_w + 20
-    summary_w = text_width("mean |error| over prompts", 2)
-    width = max(2 * margin + chart_w * len(guidances), summary_x + summary_w + 2 * margin)
-    grid_h = 38 + len(result.data.prompts) * (thumb + 6)
-    height = margin + 30 + grid_h + 20 + len(SAMPLERS) * (chart_h + 10) + margin
-    canvas = Canvas(width, height)
-    title = "singdiffusion demo: the average-brightness problem of a gaussian start, and its fix"
-    canvas.text(margin, margin, title, scale=2)
-    top = margin + 30
-    grid_bottom, _ = _sample_grid(canvas, result, top, margin)
-    _summary(canvas, result, top, summary_x)
-    top = grid_bottom + 20
-    prompts = list(result.data.prompts)
+def _sample_panels(figure, result: DemoResult) -> None:
+    """Per prompt and variant: GRID_SAMPLES DDIM w = 1 samples (channel mean), the same noise in every column."""
+    from sing_core.figures import image_panel
+
+    variants = shown_variants(result)
+    prompts = result.data.prompts
     true_mean = result.data.true_mean().tolist()
-    for sampler in SAMPLERS:
+    axes = figure.subplots(len(prompts), len(variants), squeeze=False)
+    lo, hi = DISPLAY_RANGE
+    shown = min(GRID_SAMPLES, result.config.samples)
+    for v, variant in enumerate(variants):
+        block = result.samples[("ddim", 1.0, variant)]
+        axes[0, v].set_title(VARIANT_TITLES[variant])
+        for p, prompt in enumerate(prompts):
+            ax = axes[p, v]
+            image_panel(ax, [block[p, i].mean(0).numpy() for i in range(shown)], lo=lo, hi=hi)
+            ax.set_xlabel(f"mean of {block.shape[1]} samples {block[p].mean().item():+.2f}", labelpad=2)
+            if v == 0:
+                ax.set_ylabel(f"{prompt}\ntrue {true_mean[p]:+.2f}", rotation=0, ha="right", va="center")
+    figure.suptitle(f"Samples, DDIM {result.config.steps} steps, w = 1 (grey: mean over the 4 channels, black {lo:g} "
+                    f"… white {hi:g})", fontsize=10)
+
+
+def _change(cut: float) -> str:
+    return f"{cut:.0%} less" if cut >= 0 else f"{-cut:.0%} more"
+
+
+def _chart_panels(figure, result: DemoResult) -> None:
+    """Per sampler and guidance: each prompt's sample brightness against its true brightness (ideal: y = x)."""
+    from sing_core.figures import COLORS
+
+    guidances = result.config.guidances
+    prompts = result.data.prompts
+    true_mean = result.data.true_mean().tolist()
+    axes = figure.subplots(len(SAMPLERS), len(guidances), squeeze=False, sharex=True, sharey=True)
+    lo, hi = DISPLAY_RANGE
+    for s, sampler in enumerate(SAMPLERS):
         for g, guidance in enumerate(guidances):
+            ax = axes[s, g]
             rows = [r for r in result.rows if r.sampler == sampler and r.guidance == guidance]
+            ax.plot([lo, hi], [lo, hi], "--", color=COLORS["true"], lw=1, label="true brightness (ideal)")
+            ax.plot(true_mean, [r.with_module for r in rows], "s-", color=COLORS["with"], label="with (λ = 1)")
+            halves = [r for r in result.half_rows if r.sampler == sampler and r.guidance == guidance]
+            if halves:
+                ax.plot(true_mean, [r.with_module for r in halves], "^:", color=COLORS["half"],
+                        label=f"with, λ = {HALF_STRENGTH:g}")
+            # on top, hollow: visible where it coincides with the module's points (at high w)
+            ax.plot(true_mean, [r.without for r in rows], "o-", color=COLORS["without"], mfc="none", mew=1.5,
+                    label="without")
             without, with_module = result.mean_abs_error(sampler, guidance)
-            bar_chart(
-                canvas,
-                (margin + g * chart_w, top, chart_w - 24, chart_h),
-                prompts,
-                [("true", true_mean), ("without", [r.without for r in rows]), ("with", [r.with_module for r in rows])],
-                title=f"{sampler} w = {guidance:g}: |error| {without:.3f} -> {with_module:.3f}",
-                y_range=DISPLAY_RANGE,
-            )
-        top += chart_h + 10
-    return canvas.save_png(path)
+            note = f"mean |error| {without:.3f} → {with_module:.3f} ({_change(error_cut(result, sampler, guidance))})"
+            if halves:
+                half = result.mean_abs_error(sampler, guidance, HALF_STRENGTH)[1]
+                note += f"\nat λ = {HALF_STRENGTH:g}: {half:.3f}"
+            ax.set_title(f"{SAMPLER_NAMES[sampler]}, w = {guidance:g}")
+            ax.text(0.97, 0.04, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            ax.set_xticks(true_mean, [name.replace(" ", "\n") for name in prompts], fontsize=8)
+            if g == 0:
+                ax.set_ylabel("sample brightness (mean latent value)")
+            if s == len(SAMPLERS) - 1:
+                ax.set_xlabel("prompt, at its true brightness")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] != "without")  # "without" first, as in the panels
+    axes[0, 0].legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left")
+
+
+def render_png(result: DemoResult, path: Path, dpi: int = DPI) -> Path:
+    """demo.png: the sample panels above, the brightness charts below; figure_size_in(result) × dpi pixels."""
+    from sing_core.figures import new_figure, save_png, style
+
+    width, height = figure_size_in(result)
+    samples_in = len(result.data.prompts) * SAMPLE_ROW_IN + HEADER_IN / 2
+    with style():
+        figure = new_figure(width, height)
+        figure.set_layout_engine("constrained")
+        top, bottom = figure.subfigures(2, 1, height_ratios=[samples_in, height - samples_in])
+        _sample_panels(top, result)
+        _chart_panels(bottom, result)
+        figure.suptitle("SingDiffusion demo: a Gaussian start pulls every prompt toward mid grey; the module's start "
+                        "keeps its brightness", fontsize=12, fontweight="bold")
+        return save_png(figure, path, dpi)

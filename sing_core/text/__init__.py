@@ -7,6 +7,7 @@ layer norm), whatever the host model is.
 from sing_core.text.bpe_vocab import BpeVocabulary, VocabularyError
 from sing_core.text.clip_text import ClipTextConfig, ClipTextModel
 from sing_core.text.encoder import ClipTextEncoder
+from sing_core.text.pretokenize import TRANSFORMERS4_FTFY, TRANSFORMERS5
 from sing_core.text.tensor_files import WeightsFileError
 from sing_core.text.text_checkpoint import (
     MODULE_CONFIG_METADATA_KEY,
@@ -20,6 +21,8 @@ __all__ = [
     "MAX_LENGTH",
     "MODULE_CONFIG_METADATA_KEY",
     "MODULE_PREFIX",
+    "TRANSFORMERS4_FTFY",
+    "TRANSFORMERS5",
     "BpeVocabulary",
     "ClipTextConfig",
     "ClipTextEncoder",

@@ -1,18 +1,26 @@
-"""Text → words, as Hugging Face's CLIPTokenizer (transformers 5, the `tokenizers` backend) cuts it before BPE.
+"""Text → words for BPE, as a host's CLIP tokenizer cuts it; the two ways hosts do it have their names here.
 
-Its pipeline, which this module reproduces without the `regex` package:
-1. The special tokens <|startoftext|> / <|endoftext|> are cut out of the raw text first (they are "not normalized").
-2. Each remaining segment is normalized: NFC, runs of \\s become " ", then a per-character lowercase (Rust's
-   char::to_lowercase: no final-sigma rule, so "ΣΑΣ" → "σασ", where Python's str.lower() would give "σας").
-3. The CLIP split keeps the matches of
-   <\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+
-   and drops what is between them (whitespace only).
-4. The ByteLevel pre-tokenizer splits each piece again with GPT-2's pattern. That only changes a piece that spells a
-   special token (from "<|EndOfText|>" after lowercasing): "<|", "endoftext", "|>". Every other piece is a letter run,
-   one digit, a contraction or a punctuation run, which GPT-2's pattern keeps whole.
+TRANSFORMERS4_FTFY: transformers 4's slow CLIPTokenizer with ftfy installed, what the webuis load (A1111 v1.10.1:
+transformers 4.30, Forge: 4.46; tokenization_clip.py and tokenization_utils.py):
+1. The raw text is cut at each <|startoftext|> / <|endoftext|> written exactly so (the added-tokens trie); those are
+   their own ids.
+2. Each piece between them: `whitespace_clean(ftfy.fix_text(piece)).lower()`: ftfy (sing_core.text.fix_text), runs
+   of \\s to one space, str.strip(), then Python's str.lower() (with its final-sigma rule: "ΣΑΣ" → "σας").
+3. The matches of CLIP's pattern, compiled with `regex` and IGNORECASE:
+       <\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+
+   A match that spells a special token (from "<|EndOfText|>" after lowercasing) is that special token's id (the BPE
+   cache holds both). IGNORECASE shows in lowercase text in two places only: "ſ" matches the "s" of "'s" and of
+   "<|startoftext|>", and U+0345 (whose case fold ι is a letter) is in no class, so re.findall drops it.
 
-\\s, \\p{L} and \\p{N} are Oniguruma's Unicode classes: White_Space, categories L* and N*. Characters that Python's
-unicodedata does not know yet (assigned in a newer Unicode than the interpreter's) count as punctuation here.
+TRANSFORMERS5: transformers 5's CLIPTokenizer (the `tokenizers` backend; ftfy is never used), as ComfyUI's venv has:
+1. The special tokens are cut out of the raw text first, as above.
+2. NFC, runs of \\s to " ", then a per-character lowercase (Rust's: "ΣΑΣ" → "σασ").
+3. The same pattern without IGNORECASE, then GPT-2's ByteLevel split, which only cuts a piece that spells a special
+   token: "<|", "endoftext", "|>".
+
+\\s, \\p{L} and \\p{N} are Unicode's White_Space and categories L* and N*. A character newer than the interpreter's
+Unicode (Python 3.11: Unicode 14.0) has no category here and counts as punctuation; `regex` and `tokenizers` know it
+(a letter of a script added since, say), so prompts with such letters or digits get other ids than the host's.
 """
 
 from __future__ import annotations
@@ -21,15 +29,25 @@ import re
 import unicodedata
 
 from sing_core.text.bpe_vocab import END_OF_TEXT, START_OF_TEXT
+from sing_core.text.fix_text import fix_text
+
+TRANSFORMERS4_FTFY = "transformers4-ftfy"
+TRANSFORMERS5 = "transformers5"
+PIPELINES = (TRANSFORMERS4_FTFY, TRANSFORMERS5)
 
 SPECIAL_TOKENS = (START_OF_TEXT, END_OF_TEXT)
 SPECIAL_TOKEN_PATTERN = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")  # the group keeps them
 CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")  # in the pattern's order: the first that fits wins
-# Unicode's White_Space property (= Oniguruma's \s). Not str.isspace(): that also takes U+001C..U+001F.
+# Unicode's White_Space property (= `regex`'s and Oniguruma's \s). Not str.isspace(): that also takes U+001C..U+001F.
 WHITE_SPACE = frozenset(
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2028\u2029\u202f\u205f\u3000"
 )
+WHITE_SPACE_RUN = re.compile("[" + "".join(sorted(WHITE_SPACE)) + "]+")
+# IGNORECASE in lowercase text: the characters whose simple case fold is an ASCII letter of the pattern's literals,
+# and the one character that the negated class [^\s\p{L}\p{N}] leaves out (tests/parity checks both on `regex`).
+IGNORECASE_FOLDS = {"ſ": "s"}
+IGNORECASE_UNMATCHED = frozenset("\u0345")
 
 
 def is_letter(char: str) -> bool:
@@ -42,56 +60,70 @@ def is_number(char: str) -> bool:
     return unicodedata.category(char)[0] == "N"
 
 
+def is_punctuation(char: str, ignore_case: bool = False) -> bool:
+    """[^\\s\\p{L}\\p{N}]: not whitespace, a letter or a number (with IGNORECASE, not U+0345 either)."""
+    unmatched = ignore_case and char in IGNORECASE_UNMATCHED
+    return not (char in WHITE_SPACE or is_letter(char) or is_number(char) or unmatched)
+
+
 def split_special_tokens(text: str) -> list[str]:
     """Cut the raw text at each <|startoftext|> / <|endoftext|>; the specials are kept as their own items."""
     return [part for part in SPECIAL_TOKEN_PATTERN.split(text) if part]
 
 
-def normalize(segment: str) -> str:
-    """NFC, then a per-character lowercase (the whitespace folding is left out: step 3 drops all whitespace)."""
+def clean_transformers4(segment: str) -> str:
+    """transformers 4's CLIPTokenizer._tokenize with ftfy: whitespace_clean(ftfy.fix_text(text)).lower()."""
+    return WHITE_SPACE_RUN.sub(" ", fix_text(segment)).strip().lower()
+
+
+def normalize_transformers5(segment: str) -> str:
+    """NFC, then a per-character lowercase (the whitespace folding is left out: the split drops all whitespace)."""
     return "".join(char.lower() for char in unicodedata.normalize("NFC", segment))
 
 
-def clip_pieces(text: str) -> list[str]:
-    """The matches of CLIP's pre-tokenization pattern in `text` (already normalized), in order."""
+def _literal_at(text: str, position: int, literal: str, ignore_case: bool) -> bool:
+    if not ignore_case:
+        return text.startswith(literal, position)
+    found = text[position : position + len(literal)]
+    if len(found) != len(literal):
+        return False
+    return all(wanted in (char, IGNORECASE_FOLDS.get(char)) for char, wanted in zip(found, literal, strict=True))
+
+
+def clip_pieces(text: str, ignore_case: bool = False) -> list[str]:
+    """The matches of CLIP's pattern in `text` (already lowercased), in order, as re.findall gives them."""
     pieces, position, length = [], 0, len(text)
     while position < length:
-        char = text[position]
-        if char in WHITE_SPACE:
-            position += 1
-            continue
-        end = position + 1
-        special = next((t for t in SPECIAL_TOKENS if text.startswith(t, position)), None)
-        contraction = next((c for c in CONTRACTIONS if text.startswith(c, position)), None) if char == "'" else None
-        if special is not None:
-            end = position + len(special)
-        elif contraction is not None:
-            end = position + len(contraction)
+        char, end = text[position], position + 1
+        special = next((t for t in SPECIAL_TOKENS if _literal_at(text, position, t, ignore_case)), None)
+        contraction = next((c for c in CONTRACTIONS if _literal_at(text, position, c, ignore_case)), None)
+        if special or contraction:
+            end = position + len(special or contraction)
         elif is_letter(char):
             while end < length and is_letter(text[end]):
                 end += 1
-        elif not is_number(char):  # a punctuation run: anything but whitespace, letters and numbers
-            while end < length and not (text[end] in WHITE_SPACE or is_letter(text[end]) or is_number(text[end])):
+        elif is_punctuation(char, ignore_case):  # a run of anything but whitespace, letters and numbers
+            while end < length and is_punctuation(text[end], ignore_case):
                 end += 1
+        elif not is_number(char):  # whitespace, or a character no alternative matches: findall moves on
+            position = end
+            continue
         pieces.append(text[position:end])
         position = end
     return pieces
 
 
-def byte_level_pieces(piece: str) -> list[str]:
-    """GPT-2's split inside one CLIP piece; only a spelled-out special token is cut (see the module docstring)."""
-    if piece in SPECIAL_TOKENS:
-        return ["<|", piece[2:-2], "|>"]
-    return [piece]
-
-
-def pre_tokenize(text: str) -> list[str | tuple[str]]:
-    """Words for BPE, in order; a special token written in the raw text comes back as a 1-tuple (its own id)."""
+def pre_tokenize(text: str, pipeline: str = TRANSFORMERS4_FTFY) -> list[str | tuple[str]]:
+    """Words for BPE, in order; a special token comes back as a 1-tuple (its own id, no BPE)."""
     words: list[str | tuple[str]] = []
     for part in split_special_tokens(text):
         if part in SPECIAL_TOKENS:
             words.append((part,))
-            continue
-        for piece in clip_pieces(normalize(part)):
-            words.extend(byte_level_pieces(piece))
+        elif pipeline == TRANSFORMERS4_FTFY:
+            words += [(p,) if p in SPECIAL_TOKENS else p for p in clip_pieces(clean_transformers4(part), True)]
+        elif pipeline == TRANSFORMERS5:
+            for piece in clip_pieces(normalize_transformers5(part)):
+                words += ["<|", piece[2:-2], "|>"] if piece in SPECIAL_TOKENS else [piece]
+        else:
+            raise ValueError(f"unknown tokenizer pipeline {pipeline!r}; use one of {', '.join(PIPELINES)}")
     return words

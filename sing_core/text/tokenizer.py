@@ -1,10 +1,9 @@
-"""SD-1.5's CLIP tokenizer: the ids Hugging Face's CLIPTokenizer gives (77 tokens, BOS + 75 + EOS, EOS padding).
+"""SD-1.5's CLIP tokenizer: the ids the host's CLIPTokenizer gives (77 tokens, BOS + 75 + EOS, EOS padding).
 
-transformers 5 has a single CLIPTokenizer (CLIPTokenizerFast is another name for it) backed by `tokenizers`; it does
-not use ftfy, installed or not, so neither does this one: the same prompt gives the same ids in every environment.
-(transformers 4's slow CLIPTokenizer ran ftfy.fix_text when ftfy was installed; that changes ids only for text ftfy
-rewrites: curly quotes and apostrophes, ligatures, fullwidth forms, HTML entities, control characters.)
-The cutting into words is in sing_core.text.pretokenize; this module runs the BPE.
+By default the ids of the webuis' own tokenizer, transformers 4's slow CLIPTokenizer with ftfy (A1111 v1.10.1,
+Forge), for which ftfy's fixes are reproduced in sing_core.text.fix_text: curly quotes, ligatures, fullwidth forms,
+HTML entities, control characters and line breaks, NFC. `pipeline=TRANSFORMERS5` gives transformers 5's ids instead
+(no ftfy). How each cuts text into words is in sing_core.text.pretokenize; this module runs the BPE.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from sing_core.text.bpe_vocab import (
     read_bpe_gz,
     read_tokenizer_folder,
 )
-from sing_core.text.pretokenize import pre_tokenize
+from sing_core.text.pretokenize import PIPELINES, TRANSFORMERS4_FTFY, pre_tokenize
 from sing_core.text.vocab_sources import BPE_GZ_NAME, hub_cache_dirs, hub_tokenizer_folders, package_bpe_gz_files
 
 MAX_LENGTH = 77  # SD-1.x's context: <|startoftext|> + 75 tokens + <|endoftext|>
@@ -33,11 +32,17 @@ BPE_CACHE_SIZE = 1 << 16
 
 
 class ClipTokenizer:
-    """Byte-level BPE over CLIP's pre-tokenized words; `encode` pads/truncates like the SD-1.5 pipelines."""
+    """Byte-level BPE over CLIP's pre-tokenized words; `encode` pads/truncates like the SD-1.5 pipelines.
 
-    def __init__(self, vocabulary: BpeVocabulary, max_length: int = MAX_LENGTH):
+    `pipeline` names the host tokenizer whose text cleaning is reproduced (sing_core.text.pretokenize.PIPELINES).
+    """
+
+    def __init__(self, vocabulary: BpeVocabulary, max_length: int = MAX_LENGTH, pipeline: str = TRANSFORMERS4_FTFY):
         if max_length < 2:
             raise ValueError(f"max_length={max_length}: needs room for <|startoftext|> and <|endoftext|>.")
+        if pipeline not in PIPELINES:
+            raise ValueError(f"pipeline={pipeline!r}: not a tokenizer pipeline; use one of {', '.join(PIPELINES)}.")
+        self.pipeline = pipeline
         self.vocabulary = vocabulary.validate()
         self.max_length = max_length
         self.token_ids = vocabulary.token_ids
@@ -53,29 +58,37 @@ class ClipTokenizer:
         return self.vocabulary.source
 
     @classmethod
-    def from_folder(cls, folder: str | Path, max_length: int = MAX_LENGTH) -> ClipTokenizer:
+    def from_folder(
+        cls, folder: str | Path, max_length: int = MAX_LENGTH, pipeline: str = TRANSFORMERS4_FTFY
+    ) -> ClipTokenizer:
         """A Hugging Face tokenizer folder (vocab.json + merges.txt, or tokenizer.json)."""
-        return cls(read_tokenizer_folder(folder), max_length)
+        return cls(read_tokenizer_folder(folder), max_length, pipeline)
 
     @classmethod
-    def from_bpe_gz(cls, path: str | Path, max_length: int = MAX_LENGTH) -> ClipTokenizer:
+    def from_bpe_gz(
+        cls, path: str | Path, max_length: int = MAX_LENGTH, pipeline: str = TRANSFORMERS4_FTFY
+    ) -> ClipTokenizer:
         """OpenAI's bpe_simple_vocab_16e6.txt.gz."""
-        return cls(read_bpe_gz(path), max_length)
+        return cls(read_bpe_gz(path), max_length, pipeline)
 
     @classmethod
-    def from_path(cls, path: str | Path, max_length: int = MAX_LENGTH) -> ClipTokenizer:
+    def from_path(
+        cls, path: str | Path, max_length: int = MAX_LENGTH, pipeline: str = TRANSFORMERS4_FTFY
+    ) -> ClipTokenizer:
         """A folder, a tokenizer.json or a .gz merge list, by what the path is."""
         path = Path(path)
         if path.is_dir():
-            return cls.from_folder(path, max_length)
+            return cls.from_folder(path, max_length, pipeline)
         if path.name.endswith(".gz") and path.is_file():
-            return cls.from_bpe_gz(path, max_length)
+            return cls.from_bpe_gz(path, max_length, pipeline)
         if path.name == "tokenizer.json" and path.is_file():
-            return cls.from_folder(path.parent, max_length)
+            return cls.from_folder(path.parent, max_length, pipeline)
         raise VocabularyError(f"{path}: not a tokenizer folder, tokenizer.json or {BPE_GZ_NAME} (does it exist?).")
 
     @classmethod
-    def find(cls, paths: Sequence[str | Path] = (), max_length: int = MAX_LENGTH) -> ClipTokenizer:
+    def find(
+        cls, paths: Sequence[str | Path] = (), max_length: int = MAX_LENGTH, pipeline: str = TRANSFORMERS4_FTFY
+    ) -> ClipTokenizer:
         """The first CLIP vocabulary found: `paths` in order, the Hugging Face hub cache, the clip/open_clip packages.
 
         Raises VocabularyError listing every place looked at when none has one.
@@ -85,7 +98,7 @@ class ClipTokenizer:
         candidates += package_bpe_gz_files()
         for candidate in candidates:
             if candidate.exists():
-                return cls.from_path(candidate, max_length)
+                return cls.from_path(candidate, max_length, pipeline)
         looked = [str(Path(p)) for p in paths] + [
             f"{d} (snapshots of openai/clip-vit-large-patch14, SD-1.5)" for d in hub_cache_dirs()
         ]
@@ -122,8 +135,14 @@ class ClipTokenizer:
         if not isinstance(text, str):
             raise TypeError(f"prompt must be a str, got {type(text).__name__}")
         ids: list[int] = []
-        for word in pre_tokenize(text):
-            ids.extend((self.token_ids[word[0]],) if isinstance(word, tuple) else self.word_ids(word))
+        try:
+            for word in pre_tokenize(text, self.pipeline):
+                ids.extend((self.token_ids[word[0]],) if isinstance(word, tuple) else self.word_ids(word))
+        except UnicodeEncodeError as error:  # only TRANSFORMERS5 keeps them: ftfy replaces lone surrogates
+            raise ValueError(
+                f"the prompt holds UTF-16 surrogates ({error.object[error.start : error.end]!r}), which are not text; "
+                "transformers 5's tokenizer refuses them too. Send the characters themselves."
+            ) from error
         return ids
 
     def encode(self, text: str) -> list[int]:

@@ -20,6 +20,7 @@ import torch
 
 from sing_core.checkpoint import load_module, save_module
 from sing_core.config import UNetConfig
+from sing_core.progress import advance_to, progress_bar
 from sing_core.text import ClipTextEncoder
 from sing_core.train.architectures import PRESETS, config_from_file, preset_config, preset_text_width
 from sing_core.train.batches import CaptionEmbeddings, LatentBatches
@@ -28,7 +29,6 @@ from sing_core.train.encode import encode_image_folder
 from sing_core.train.images import DatasetError
 from sing_core.train.latents import LatentDataset, load_latents
 from sing_core.train.loop import Progress, TrainConfig, TrainState, train_x0_predictor
-from sing_core.train.progress import ProgressLine
 from sing_core.unet import SingUNet
 from sing_core.vae import SD_SCALE_FACTOR
 from sing_core.vae_file import load_vae_encoder
@@ -92,12 +92,11 @@ def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO) -> LatentD
             )
         vae = load_vae_encoder(spec.checkpoint, device)
         width, height = spec.resolution or DEFAULT_RESOLUTION
-        bar = ProgressLine("encode", stream)
-        dataset = encode_image_folder(
-            spec.data, vae, width, height, workers=spec.workers, vae_name=spec.checkpoint.name, on_progress=bar.update
-        )
-        bar.close()
-        return dataset
+        with progress_bar(None, "encode", stream=stream, unit="img") as bar:
+            return encode_image_folder(
+                spec.data, vae, width, height, workers=spec.workers, vae_name=spec.checkpoint.name,
+                on_progress=lambda done, total: advance_to(bar, done, total),
+            )
     if spec.resolution is not None:
         raise TrainError(
             f"--resolution applies to image folders; {spec.data} holds latents encoded already (re-encode the images "
@@ -226,9 +225,9 @@ def _prepare(spec: RunSpec, config: UNetConfig | None, device: torch.device, str
             f"{spec.data}: latents with {dataset.latents.shape[1]} channels; the network takes {config.in_channels} "
             "(SD-1.x/2.x latents have 4): encode the images with an SD-1.x/2.x VAE"
         )
-    bar = ProgressLine("text", stream)
-    embeddings = CaptionEmbeddings(dataset.captions, encoder.encode, cache=spec.text_cache, on_progress=bar.update)
-    bar.close()
+    with progress_bar(None, "text", stream=stream, unit="caption") as bar:
+        embeddings = CaptionEmbeddings(dataset.captions, encoder.encode, cache=spec.text_cache,
+                                       on_progress=lambda done, total: advance_to(bar, done, total))
     bundle = {}
     if spec.bundle_text_encoder:
         bundle = {
@@ -278,7 +277,8 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
         device=device,
     )
     module_path = spec.out / f"{spec.name.removesuffix('.safetensors')}.safetensors"
-    bar = ProgressLine("train", stream)
+    first_step = 0 if resume is None else resume.step
+    bar = progress_bar(spec.train.steps, "train", stream=stream, unit="step", initial=first_step)
 
     def check_loss(loss: float, step: int) -> None:
         if not math.isfinite(loss):
@@ -289,7 +289,7 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
 
     def on_progress(progress: Progress) -> None:
         check_loss(progress.loss, progress.step)
-        bar.update(progress.step, progress.steps, f"loss {progress.loss:.4f} lr {progress.lr:.1e}", progress.eta_s)
+        advance_to(bar, progress.step, progress.steps, f"loss {progress.loss:.4f} lr {progress.lr:.1e}")
 
     def on_checkpoint(state: TrainState) -> None:
         check_loss(sum(state.losses[-spec.train.progress_every :]), state.step)

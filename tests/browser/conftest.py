@@ -1,4 +1,5 @@
-"""Browser tier: the live webui (tests/live's fixtures) driven in Debian's headless Chromium through chromedriver.
+"""Browser tier: the live webui (tests/live's fixtures) driven with Selenium in Debian's headless Chromium through
+Debian's chromedriver (gradio_page.py; nothing is downloaded).
 
 Tests marked `browser` are skipped at collection, with the reason shown, where WEBUI_DIR is unset or Chromium or
 chromedriver is missing. SCREENSHOT_DIR (default: the session folder) receives the screenshots; the README's come
@@ -10,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,8 @@ BROWSER_DIR = Path(__file__).resolve().parent
 LIVE_DIR = BROWSER_DIR.parent / "live"
 sys.path.insert(0, str(BROWSER_DIR))
 
-from webdriver import Browser, missing  # noqa: E402
+from gradio_page import GradioPage, chromium, missing  # noqa: E402
+from webui_page import open_panel_page  # noqa: E402
 
 # The live tier's fixtures (server, client, tiny checkpoints and modules), shared rather than copied.
 _spec = importlib.util.spec_from_file_location("singdiffusion_live_conftest", LIVE_DIR / "conftest.py")
@@ -30,8 +31,6 @@ for _name in ("webui_install", "live_dir", "data_dir", "build_host_checkpoint", 
               "sing_module", "text_sing_module", "extension_link", "probe_link", "webui_server", "webui", "webui_log",
               "own_webui", "no_presets"):
     globals()[_name] = getattr(live, _name)
-
-UI_TIMEOUT = 120.0
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,19 +55,14 @@ def screenshot_dir(live_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser(live_dir, webui_server):
-    chromium = Browser(live_dir / "chromedriver.log")
-    yield chromium
-    chromium.close()
+def browser(live_dir, screenshot_dir, webui_server) -> GradioPage:
+    """One Chromium for the session (its chromedriver log in the session folder)."""
+    with chromium(live_dir / "chromedriver.log") as driver:
+        yield GradioPage(driver, screenshot_dir)
 
 
 @pytest.fixture
-def page(browser, webui_server):
-    """The webui freshly loaded, its scripts run and its options known to the page."""
-    browser.open(webui_server.url)
-    browser.wait_for("return typeof opts !== 'undefined' && Object.keys(opts).length > 0 && "
-                     "!!gradioApp().querySelector('#script_txt2img_singdiffusion_enabled .label-wrap') && "
-                     "!!gradioApp().querySelector('#script_txt2img_singdiffusion_enabled-visible-checkbox')",
-                     timeout=UI_TIMEOUT, what="the webui page with the SingDiffusion panel")
-    time.sleep(1.0)  # the first preset load (onOptionsChanged) answers right after
+def page(browser, webui_server) -> GradioPage:
+    """The webui freshly loaded, its scripts run, its options known and the panels' first preset load answered."""
+    open_panel_page(browser, webui_server.url)
     return browser

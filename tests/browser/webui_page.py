@@ -1,10 +1,17 @@
-"""What the browser tests read and do on the webui page: the SingDiffusion panel, tabs, dropdowns, settings."""
+"""What the browser tests read and do on an A1111-family page (A1111 and Forge share its page scripts: `opts`,
+gradioApp(), the Settings tabs, InputAccordion), and on the SingDiffusion panel that sing_webui/ui.py builds there.
+
+Gradio-level lookups, waits, tabs, dropdowns and screenshots are GradioPage's (gradio_page.py).
+"""
 
 from __future__ import annotations
 
-import time
+from gradio_page import GradioPage
+from selenium.common.exceptions import TimeoutException
 
-from webdriver import Browser
+TABS = ("txt2img", "img2img")
+# The webui's page scripts have run: the options are known to the page (what its onOptionsChanged handlers read).
+OPTIONS_KNOWN = "return typeof opts !== 'undefined' && Object.keys(opts).length > 0"
 
 PANEL_STATE = """
 const tab = arguments[0], pre = '#script_' + tab + '_singdiffusion_';
@@ -15,61 +22,64 @@ return {
   follow: q('follow_preset input').checked,
   module: q('module input').value,
   guidance: parseFloat(q('guidance_scale input[type=number]').value),
+  strength: parseFloat(q('strength input[type=number]').value),
   text_source: (q('text_source input:checked') || {}).value,
   status: q('preset_status').innerText.trim(),
 };
 """
 
 
-def panel(tab: str) -> str:
-    return f"#script_{tab}_singdiffusion_"
+def open_webui(page: GradioPage, url: str, *elem_ids: str, timeout: float = 120.0) -> None:
+    """Load the webui at `url` and wait until its options are known and the elements `elem_ids` are on the page."""
+    page.open(url)
+    page.wait_js(OPTIONS_KNOWN, what="the webui's options in the page", timeout=timeout)
+    for elem_id in elem_ids:
+        page.find(elem_id)
 
 
-def panel_state(browser: Browser, tab: str = "txt2img") -> dict:
-    return browser.run(PANEL_STATE, tab)
+def open_settings_section(page: GradioPage, section: str) -> None:
+    page.switch_tab("Settings")
+    page.switch_tab(section, tabs="settings")
 
 
-def wait_panel(browser: Browser, tab: str, what: str, timeout: float = 30.0, **expected) -> dict:
+def panel_id(tab: str, name: str = "enabled") -> str:
+    """The elem_id of the panel's component `name` in `tab` (the script's elem_id(); "enabled" is the panel)."""
+    return f"script_{tab}_singdiffusion_{name}"
+
+
+def open_panel_page(page: GradioPage, url: str, timeout: float = 120.0) -> None:
+    """Load the webui and wait until both tabs' panels are built and have shown their first preset answer (the
+    status line, which the page's first onOptionsChanged asks the server for)."""
+    open_webui(page, url, *(panel_id(tab, "enabled-visible-checkbox") for tab in TABS), timeout=timeout)
+    for tab in TABS:
+        page.wait(lambda _, tab=tab: panel_state(page, tab)["status"], what=f"the {tab} panel's first preset status",
+                  timeout=timeout)
+
+
+def panel_state(page: GradioPage, tab: str = "txt2img") -> dict:
+    return page.js(PANEL_STATE, tab)
+
+
+def panel_shows(state: dict, expected: dict) -> bool:
+    """Whether `state` has every value of `expected` (status: a substring)."""
+    return all((value in state[key]) if key == "status" else state[key] == value for key, value in expected.items())
+
+
+def wait_panel(page: GradioPage, tab: str, what: str, timeout: float = 30.0, **expected) -> dict:
     """Wait until the panel shows `expected` (keys of panel_state; status: a substring); the state."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = panel_state(browser, tab)
-        if all((value in state[key]) if key == "status" else state[key] == value for key, value in expected.items()):
-            return state
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: the {tab} panel shows {state}, expected {expected}")
-        time.sleep(0.2)
+    last: dict = {}
+
+    def shows(_):
+        last.update(panel_state(page, tab))
+        return panel_shows(last, expected) and dict(last)
+
+    try:
+        return page.wait(shows, what=f"the {tab} panel {what}", timeout=timeout)
+    except TimeoutException:
+        raise AssertionError(f"{what}: the {tab} panel shows {last}, expected {expected}") from None
 
 
-def open_tab(browser: Browser, name: str) -> None:
-    browser.run("Array.from(gradioApp().querySelectorAll('#tabs > .tab-nav button'))"
-                ".find(b => b.innerText.trim() === arguments[0]).click()", name)
-    time.sleep(0.5)
-
-
-def open_settings_section(browser: Browser, section: str) -> None:
-    open_tab(browser, "Settings")
-    browser.run("Array.from(gradioApp().querySelectorAll('#settings .tab-nav button'))"
-                ".find(b => b.innerText.trim() === arguments[0]).click()", section)
-    time.sleep(0.5)
-
-
-def dropdown_choices(browser: Browser, css: str) -> list[str]:
-    """The options a Gradio dropdown lists when a user opens it (then closed again)."""
-    browser.click(f"{css} input")
-    choices = browser.wait_for(f"const items = gradioApp().querySelectorAll('{css} ul.options li');"
-                               "return items.length ? Array.from(items).map(e => e.dataset.value) : null",
-                               what=f"the options of {css}")
-    browser.run("document.activeElement.blur()")
-    time.sleep(0.3)
-    return choices
-
-
-def choose(browser: Browser, css: str, value: str) -> None:
-    """Pick `value` from a Gradio dropdown as a user does: open it, click the option."""
-    browser.click(f"{css} input")
-    browser.wait_for(f"return gradioApp().querySelectorAll('{css} ul.options li').length > 0",
-                     what=f"the options of {css}")
-    browser.run(f"return Array.from(gradioApp().querySelectorAll('{css} ul.options li'))"
-                ".find(e => e.dataset.value === arguments[0]).setAttribute('data-pick', '1')", value)
-    browser.click(f"{css} ul.options li[data-pick='1']")
+def open_panel(page: GradioPage, tab: str) -> dict:
+    """Open the panel by its header, as a user does (which switches SingDiffusion on); its state once shown."""
+    page.click(panel_id(tab), ".label-wrap")
+    return wait_panel(page, tab, "after opening it by its header", enabled=True, open=True)

@@ -3,8 +3,9 @@
 The tiny VAE turns +1 of latent mean into about +33 grey levels, so on this setup every prompt comes out brighter
 with the module (not the paper's darker/lighter reading, which needs a trained module and a real checkpoint).
 
-BENCH_RECORD=1 rewrites the unit tier's recorded answers (tests/unit/data/bench_brightness/) from this webui;
-without it, test_recorded_answers_are_what_this_webui_answers checks that they still match.
+BENCH_RECORD=1 rewrites the unit tier's recorded answers (tests/unit/data/bench_brightness/) from this webui, then
+checks them against a second recording; without it, test_recorded_answers_are_what_this_webui_answers checks that
+every recorded answer is still what this webui answers.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ import pytest
 from live_hosts import HOST
 from webui_client import decode_png, grey_level
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tier's reader of our figures
+from figure_check import is_blank, panels, read_png
+
 from sing_core.bench.client import ExtensionMissingError, RequestRejectedError, WebuiApi
 from sing_core.bench.protocol import BenchSettings, Job, payload, run_bench
+from sing_core.bench.report import DPI, chart_size_in
 
 pytestmark = pytest.mark.live
 
@@ -59,7 +64,7 @@ def test_the_bench_writes_its_table_csvs_chart_and_settings(bench_run):
     for prompt in ("solid black background", "Monochrome line-art logo on a white background"):
         assert prompt in done.stdout
     assert "16 images" in done.stdout  # 4 prompts × 2 seeds × 2 arms
-    assert "generating [" in done.stderr
+    assert "generating: 100%" in done.stderr  # the tqdm bar
     assert "16/16" in done.stderr
     summary = read_csv(out / "bench_brightness.csv")
     assert [row["prompt"] for row in summary] == [
@@ -67,9 +72,11 @@ def test_the_bench_writes_its_table_csvs_chart_and_settings(bench_run):
         "Monochrome line-art logo on a black background", "Monochrome line-art logo on a white background",
     ]
     assert all(row["images"] == "2" for row in summary)
-    chart = decode_png((out / "bench_brightness.png").read_bytes())
-    assert chart.shape[0] == 480
-    assert chart.std() > 0
+    chart = read_png(out / "bench_brightness.png")
+    width_in, height_in = chart_size_in(4)
+    assert chart.shape == (round(DPI * height_in), round(DPI * width_in), 3)
+    assert not is_blank(chart)
+    assert len(panels(chart)) == 1 + 4  # the bars, then each prompt's first seed without | with
     settings = json.loads((out / "bench_brightness.json").read_text())
     assert settings["settings"]["module"] == "tiny-sing"
     assert len(settings["module_labels"]) == 1
@@ -211,20 +218,38 @@ def _record(webui_server, bare_url: str) -> dict:
     return {"txt2img": answers, "errors": errors, "server": server}
 
 
+VOLATILE_INFO = ("job_timestamp", "subseed", "all_subseeds")  # the clock and a random subseed (its strength is 0)
+
+
+def _info(response: dict) -> dict:
+    info = json.loads(response["info"])
+    return {key: value for key, value in info.items() if key not in VOLATILE_INFO}
+
+
 @pytest.mark.skipif(HOST is not None and HOST.key != "a1111",
                     reason="the unit tier's recorded answers are AUTOMATIC1111's (its tiny checkpoint and its replies)")
 def test_recorded_answers_are_what_this_webui_answers(webui_server, sing_module, bare_webui):
-    recorded = _record(webui_server, bare_webui.url)
+    """Every recording the unit tier replays (errors.json, server.json, txt2img.json) against this webui's answers.
+
+    BENCH_RECORD=1 first writes the files from one recording, then checks them against a second one taken
+    afterwards: a recording is never compared with itself, and an answer that changes from call to call (which the
+    unit tier could not replay faithfully) fails here."""
     if os.environ.get("BENCH_RECORD") == "1":
         RECORDED.mkdir(parents=True, exist_ok=True)
-        for name, value in recorded.items():
+        for name, value in _record(webui_server, bare_webui.url).items():
             (RECORDED / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
-    saved = {name: json.loads((RECORDED / f"{name}.json").read_text()) for name in recorded}
-    assert saved["errors"] == recorded["errors"]
-    for key in ("scripts", "scripts_without_extension", "options"):
-        assert saved["server"][key] == recorded["server"][key]
-    for old, new in zip(saved["txt2img"], recorded["txt2img"], strict=True):
+    live = _record(webui_server, bare_webui.url)
+    saved = {name: json.loads((RECORDED / f"{name}.json").read_text()) for name in live}
+    assert saved["errors"] == live["errors"]
+    assert saved["server"].keys() == live["server"].keys() == {
+        "scripts", "scripts_without_extension", "script_info", "options", "samplers", "schedulers"}
+    for key in saved["server"]:
+        assert saved["server"][key] == live["server"][key], key
+    assert len(saved["txt2img"]) == len(live["txt2img"]) == len(RECORDED_JOBS)
+    for old, new in zip(saved["txt2img"], live["txt2img"], strict=True):
         assert old["request"] == new["request"]
+        assert _info(old["response"]) == _info(new["response"])
         old_images = [decode_png(base64.b64decode(i)) for i in old["response"]["images"]]
         new_images = [decode_png(base64.b64decode(i)) for i in new["response"]["images"]]
+        assert len(old_images) == len(new_images) == old["request"]["batch_size"]
         assert all(np.array_equal(a, b) for a, b in zip(old_images, new_images, strict=True))

@@ -119,9 +119,10 @@ def test_schema_is_the_argument_schema(webui):
 def test_presets_put_get_delete_with_an_encoded_title(webui, host_checkpoint, no_presets):
     title = next(c["title"] for c in webui.checkpoints() if c["model_name"] == host_checkpoint.name)
     assert " [" in title  # spaces and brackets: the path must be URL-encoded
-    saved = webui.request("PUT", f"{API}/presets/{quoted(title)}", {"enabled": True, "guidance_scale": 2.5})
+    saved = webui.request("PUT", f"{API}/presets/{quoted(title)}", {"enabled": True, "guidance_scale": 2.5,
+                                                                    "strength": 0.5})
     assert saved == {"checkpoint": title, "checkpoint_hash": title[-11:-1], "enabled": True, "module": "",
-                     "guidance_scale": 2.5, "text_source": "auto", "strength": 1.0}
+                     "guidance_scale": 2.5, "text_source": "auto", "strength": 0.5}
     listing = webui.get(f"{API}/presets")
     assert listing["presets"][title]["guidance_scale"] == 2.5
     assert listing["checkpoint_in_use"] == title

@@ -47,7 +47,10 @@ class WebuiServer:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
-    host: LiveHost | None = HOST  # launch flags, readiness, environment
+    host: LiveHost | None = HOST  # launch flags, environment, starts worth retrying
+    # console lines that must be there before it is ready (the webui's: live_hosts.py)
+    ready_markers: tuple[str, ...] = HOST.ready_markers if HOST else ()
+    ping_path: str = "/internal/ping"  # answers 200 once the HTTP server is up
 
     @property
     def url(self) -> str:
@@ -70,7 +73,7 @@ class WebuiServer:
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-                   **self.host.environment(self.log_path.parent))
+                   **(self.host.environment(self.log_path.parent) if self.host else {}))
         # One OpenMP thread unless told otherwise: on a busy 2-core machine torch's default two threads made a
         # 64×64 4-step txt2img take 1–12 s instead of 0.1–0.3 s (measured side by side, same server setup).
         env.setdefault("OMP_NUM_THREADS", "1")
@@ -108,17 +111,20 @@ class WebuiServer:
             if self.process.poll() is not None:
                 raise WebuiStartError(self.failure(f"the webui exited with code {self.process.returncode}"))
             log = self.log_text()
-            retry = next((marker for marker in self.host.start_retry_markers if marker in log), None)
+            retry = next((marker for marker in self.retry_markers() if marker in log), None)
             if retry is not None:
                 raise StartAgain(f"the webui failed to start: {retry!r}")
-            if all(marker in log for marker in self.host.ready_markers) and self.answers():
+            if all(marker in log for marker in self.ready_markers) and self.answers():
                 return
             time.sleep(0.5)
         raise WebuiStartError(self.failure(f"the webui did not answer within {timeout:.0f} s"))
 
+    def retry_markers(self) -> tuple[str, ...]:
+        return self.host.start_retry_markers if self.host else ()
+
     def answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/internal/ping", timeout=5) as response:
+            with urllib.request.urlopen(f"{self.url}{self.ping_path}", timeout=5) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False

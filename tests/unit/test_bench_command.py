@@ -13,12 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_webui import FakeWebui
+from figure_check import is_blank, panels, read_png
 from PIL import Image
 
+from sing_core.bench import report
 from sing_core.bench.preflight import ServerFacts, check_sampler, choose_module
 from sing_core.bench.report import SUMMARY_HEADER, render_chart
 from sing_core.bench.stats import PromptStats
 from sing_core.cli import main
+from sing_core.figures import COLORS
 
 DATA = Path(__file__).parent / "data" / "bench_brightness"
 SERVER = json.loads((DATA / "server.json").read_text())
@@ -104,13 +107,18 @@ def test_the_bench_on_recorded_answers_writes_the_numbers_pillow_reads(tmp_path,
     assert f"{float(black['difference']):+7.2f}" in line
     assert "1 of 2 prompts agree" in captured.out
     assert "module tiny-sing" in captured.out  # chosen from script-info: the Module dropdown's default
-    assert "8/8 100%" in captured.err
+    assert "generating: 100%" in captured.err
+    assert "8/8" in captured.err
     settings = json.loads((out / "bench_brightness.json").read_text())
     assert settings["module_labels"] == ["tiny-sing [d472fd2474]"]
     assert settings["module_source"] == "/sdapi/v1/script-info"
     assert settings["checkpoint"] == SERVER["options"]["sd_model_checkpoint"]
-    with Image.open(out / "bench_brightness.png") as chart:
-        assert chart.size[1] == 480
+    chart = read_png(out / "bench_brightness.png")
+    width_in, height_in = report.chart_size_in(len(PROMPTS))  # a column per prompt on a page at least 8 in wide
+    assert (width_in, height_in) == (report.MIN_WIDTH_IN, report.CHART_HEIGHT_IN + report.IMAGES_HEIGHT_IN)
+    assert chart.shape == (round(report.DPI * height_in), round(report.DPI * width_in), 3)
+    assert not is_blank(chart)
+    assert len(panels(chart)) == 1 + len(PROMPTS)  # the bars, then each prompt's first seed without | with
 
 
 def batch_answer(request: dict):
@@ -200,16 +208,16 @@ def test_a_failure_midway_keeps_the_images_measured_so_far(tmp_path, capsys):
 
 
 def test_an_interrupt_writes_what_was_measured_and_exits_130(tmp_path, capsys, monkeypatch):
-    from sing_core.bench.progress import ProgressBar
+    import sing_core.progress
 
-    update = ProgressBar.update
+    advance_to = sing_core.progress.advance_to
 
-    def interrupt_at_two(self, done, note=""):
-        update(self, done, note)
+    def interrupt_at_two(bar, done, total=None, detail=""):
+        advance_to(bar, done, total, detail)
         if done == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(ProgressBar, "update", interrupt_at_two)
+    monkeypatch.setattr(sing_core.progress, "advance_to", interrupt_at_two)
     with FakeWebui() as fake:
         assert run_bench_cli(recorded_webui(fake).url, tmp_path / "out", tmp_path) == 130
     captured = capsys.readouterr()
@@ -264,32 +272,28 @@ def row(prompt: str, without: float, with_module: float, std: float) -> PromptSt
 
 def test_the_chart_draws_bars_in_proportion_with_whiskers(tmp_path):
     rows = [row("black", 60.0, 30.0, 10.0), row("white é", 200.0, 240.0, 0.0)]
-    path = render_chart(rows, "title", tmp_path / "c.png")
-    with Image.open(path) as opened:
-        pixels = np.asarray(opened.convert("RGB")).astype(int)
-    blue, orange = np.array([0, 114, 178]), np.array([213, 94, 0])
-    heights = {}
-    for name, colour in (("without", blue), ("with", orange)):
+    pixels = read_png(render_chart(rows, "title", tmp_path / "c.png")).astype(int)
+    [(top, _, bottom, _)] = panels(pixels)  # no images given: the bars' panel alone
+    per_level = (bottom - top) / 255  # the panel spans 0 … 255
+    bars = {}
+    for arm in ("without", "with"):
+        colour = [int(COLORS[arm][i : i + 2], 16) for i in (1, 3, 5)]
         mask = np.all(pixels == colour, axis=-1)
-        columns = np.nonzero(mask.any(axis=0))[0]
-        groups = np.split(columns, np.nonzero(np.diff(columns) > 1)[0] + 1)
-        bars = [g for g in groups if len(g) > 20]  # leave out the legend swatch
-        heights[name] = [int(mask[:, g[len(g) // 3]].sum()) for g in bars]
-    ratio = heights["without"][1] / 200.0
-    assert heights["without"][0] == pytest.approx(60 * ratio, abs=2)
-    assert heights["with"] == pytest.approx([30 * ratio, 240 * ratio], abs=2)
-    # whiskers: ±10 grey levels (black, centred on the bar) on the first "with" bar, none where std = 0
-    is_orange = np.all(pixels == orange, axis=-1)
-    columns = np.nonzero(is_orange.any(axis=0))[0]
-    bars = [g for g in np.split(columns, np.nonzero(np.diff(columns) > 1)[0] + 1) if len(g) > 20]
-    for bar, std in zip(bars, (10.0, 0.0), strict=True):
-        centre = int(bar[0] + (bar[-1] - bar[0] + 1) // 2)
-        top = int(np.nonzero(is_orange[:, bar[0]])[0][0])
-        is_black = np.all(pixels[:, centre] == 0, axis=-1)
-        reach = round(std * ratio)
+        mask[:top], mask[bottom:] = False, False  # the legend's swatches are above the bars: keep them out
+        columns = np.flatnonzero(mask.any(axis=0))
+        groups = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+        groups = [g for g in groups if mask[bottom - 2, g[len(g) // 2]]]  # bars stand on 0; the legend's swatch not
+        bars[arm] = [(int(g[len(g) // 2]), int(np.flatnonzero(mask[:, g[len(g) // 4]])[0])) for g in groups]
+        heights = [int(mask[:, g[len(g) // 4]].sum()) for g in groups]  # off centre: the whisker covers the centre
+        means = [r.without_mean if arm == "without" else r.with_mean for r in rows]
+        assert heights == pytest.approx([m * per_level for m in means], abs=2), arm
+    # whiskers: ±10 grey levels (dark, centred on the bar) on the first "with" bar, none where std = 0
+    for (centre, bar_top), std in zip(bars["with"], (10.0, 0.0), strict=True):
+        dark = pixels[:, centre - 1 : centre + 2].max(axis=-1).min(axis=-1) < 100
+        reach = round(std * per_level)
         if std > 0:
-            assert is_black[top - reach + 1 : top].all()  # the whisker runs up to mean + std …
-        assert not is_black[top - reach - 5 : top - reach - 1].any()  # … and stops there
+            assert dark[bar_top - reach + 2 : bar_top - 1].all()  # the whisker runs up to mean + std …
+        assert not dark[bar_top - reach - 8 : bar_top - reach - 3].any()  # … and stops there
 
 
 def test_the_bench_modules_need_no_torch():
@@ -300,8 +304,9 @@ def test_the_bench_modules_need_no_torch():
         "package = types.ModuleType('sing_core'); package.__path__ = ['sing_core']\n"
         "sys.modules['sing_core'] = package\n"  # the package without running its __init__ (which needs torch)
         "import sing_core.commands.bench_brightness as command, sing_core.bench.preflight, sing_core.bench.report\n"
-        "import sing_core.bench.stats, sing_core.bench.progress\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'safetensors', 'numpy', 'PIL')))\n"
+        "import sing_core.bench.stats, sing_core.progress, sing_core.figures\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "             ('torch', 'safetensors', 'numpy', 'PIL', 'matplotlib', 'tqdm')))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr

@@ -1,5 +1,5 @@
-"""The brightness protocol's parts: job plan, payloads, reading answers (recorded from the live webui), statistics,
-the progress bar."""
+"""The brightness protocol's parts: job plan, payloads, reading answers (recorded from the live webui) and their
+images, statistics."""
 
 import base64
 import io
@@ -13,16 +13,18 @@ import pytest
 from PIL import Image
 
 from sing_core.bench.client import BenchError
-from sing_core.bench.progress import ProgressBar, format_duration
 from sing_core.bench.protocol import (
     PAPER_PROMPTS,
+    BenchRun,
     BenchSettings,
     Job,
     Sample,
+    mean_grey,
     module_label,
     parse_response,
     payload,
     plan_jobs,
+    read_image,
 )
 from sing_core.bench.stats import expected_direction, prompt_stats, summarise
 
@@ -187,39 +189,46 @@ def test_settings_are_checked_with_the_flag_names():
     BenchSettings().check()
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+def encoded(pixels: np.ndarray, kind: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=kind, **options)
+    return buffer.getvalue()
 
 
-def test_the_progress_bar_redraws_one_line_with_count_and_eta():
-    stream, clock = io.StringIO(), Clock()
-    bar = ProgressBar(4, label="gen ", stream=stream, clock=clock, width=8, interactive=True)
-    clock.now = 10.0
-    bar.update(1, "with p")
-    assert stream.getvalue() == "\rgen [##------] 1/4  25% elapsed 0:10 eta 0:30  with p\x1b[K"
-    bar.interrupt("warning: x")
-    clock.now = 40.0
-    bar.update(4)
-    lines = stream.getvalue().split("\n")
-    assert lines[1] == "warning: x"
-    assert lines[2] == "\rgen [########] 4/4 100% elapsed 0:40 eta 0:00\x1b[K"
-    assert stream.getvalue().endswith("\n")
+def test_the_grey_level_is_the_exact_mean_of_r_g_b_and_alpha_is_dropped():
+    rgba = np.zeros((3, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3] = 10, 20, 61, 7
+    rgba[0, 0, :3] = 255
+    warnings = []
+    image = read_image(encoded(rgba, "PNG"), warn=warnings.append)
+    assert image.mode == "RGB"
+    assert mean_grey(image) == (14 * (10 + 20 + 61) + 3 * 255) / (15 * 3)
+    assert warnings == []  # PNG is exact: nothing to warn about
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    assert mean_grey(read_image(encoded(grey, "PNG"))) == 127.5  # grey PNGs count each pixel once per channel
 
 
-def test_the_progress_bar_writes_the_first_line_then_one_per_tenth_when_not_on_a_terminal():
-    stream, clock = io.StringIO(), Clock()
-    bar = ProgressBar(100, stream=stream, clock=clock, interactive=False)
-    for done in range(1, 101):
-        clock.now = done
-        bar.update(done)
-    lines = stream.getvalue().splitlines()
-    assert [line.split()[1] for line in lines] == ["1/100", *(f"{10 * k}/100" for k in range(1, 11))]
-    assert "\r" not in stream.getvalue()
+def test_lossy_formats_are_read_with_a_warning_and_garbage_is_refused():
+    warnings = []
+    jpeg = read_image(encoded(np.full((16, 16, 3), 200, np.uint8), "JPEG", quality=95), warn=warnings.append)
+    assert abs(mean_grey(jpeg) - 200) < 2
+    assert "JPEG" in warnings[0]
+    assert "File format for images to png" in warnings[0]
+    with pytest.raises(BenchError, match="Pillow cannot read"):
+        read_image(b"not an image at all")
+    truncated = encoded(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8), "PNG")[:-200]
+    with pytest.raises(BenchError, match="File format for images to png"):
+        read_image(truncated)
 
 
-def test_durations_read_as_minutes_and_hours():
-    assert [format_duration(s) for s in (0, 59.6, 61, 3725)] == ["0:00", "1:00", "1:01", "1:02:05"]
+def test_each_sample_keeps_a_small_image_and_the_run_pairs_them_by_seed():
+    entry = next(e for e in RECORDED if e["request"]["batch_size"] == 2)
+    samples = parse_response(recorded_job(entry), entry["response"])
+    assert [s.thumbnail.size for s in samples] == [(64, 64), (64, 64)]  # at most THUMBNAIL_PX a side: 64 stays 64
+    assert np.asarray(samples[1].thumbnail).mean() == pytest.approx(samples[1].grey, abs=1e-9)
+    marks = {(seed, arm): Image.new("RGB", (2, 2), (40 * seed, 100 * (arm == "with"), 0)) for seed in (0, 1, 2)
+             for arm in ("without", "with")}  # distinct images (Pillow compares them by content)
+    run = BenchRun(BenchSettings(prompts=("p",)), [Sample("p", arm, seed, 0.0, None, image) for (seed, arm), image
+                                                   in marks.items() if (seed, arm) != (0, "with")])
+    assert run.thumbnails("p") == (marks[(1, "without")], marks[(1, "with")])  # seed 0 lacks its "with" image
+    assert run.thumbnails("other") is None

@@ -4,14 +4,17 @@ import builtins
 import hashlib
 import json
 import os
+import pickle
+import zipfile
 
 import pytest
+import safetensors
+import safetensors.torch
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from unet_helpers import TINY, TINY_SD2, tiny_module, torch_threads, unet_state, write_release
 
-import sing_core.checkpoint
 from sing_core import CheckpointError, describe, load_module, save_module, short_hash
 
 
@@ -180,23 +183,114 @@ def test_short_hash_reads_the_file_once_per_version(tmp_path, monkeypatch):
     short_hash(path)
 
 
-@pytest.mark.parametrize("layout", ["bin", "single"])
+class _AnyGlobal(pickle.Unpickler):
+    """Walks a pickle without building anything real: every global and storage becomes None."""
+
+    def find_class(self, module, name):
+        return lambda *args, **kwargs: None
+
+    def persistent_load(self, pid):
+        return None
+
+
+def strip_storages(weights):
+    """The .bin without its tensor data: the zip without its data/ members, a legacy file cut after the pickles
+    that describe it (magic number, protocol, system info, structure). torch can no longer load it."""
+    if zipfile.is_zipfile(weights):
+        with zipfile.ZipFile(weights) as source:
+            members = {n: source.read(n) for n in source.namelist() if "/data/" not in n}
+        assert len(members) < len(zipfile.ZipFile(weights).namelist())
+        with zipfile.ZipFile(weights, "w") as stripped:
+            for name, data in members.items():
+                stripped.writestr(name, data)
+    else:
+        with weights.open("rb") as file:
+            for _ in range(4):
+                _AnyGlobal(file).load()
+            header = file.tell()
+        assert header < weights.stat().st_size / 10
+        weights.write_bytes(weights.read_bytes()[:header])
+
+
+class NoTensorReads:
+    """A safetensors handle whose tensors and slices cannot be read (names, dtypes, shapes and metadata can)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        self.handle.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.handle.__exit__(*exc)
+
+    def get_tensor(self, key):
+        pytest.fail(f"describe read the tensor {key}")
+
+    def get_slice(self, key):
+        return NoSliceReads(self.handle.get_slice(key), key)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+class NoSliceReads:
+    def __init__(self, handle, key):
+        self.handle, self.key = handle, key
+
+    def __getitem__(self, index):
+        pytest.fail(f"describe read data of {self.key}")
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+@pytest.mark.parametrize("layout", ["bin", "legacy-bin", "single"])
 def test_describe_reads_headers_only(tmp_path, monkeypatch, layout):
+    """describe() reads the config and the weights' header only (its docstring says what): for a .bin its storages
+    are removed first, so describing works only if they are never read; a .safetensors refuses every tensor read."""
     module = tiny_module(TINY)
-    if layout == "bin":
+    if layout == "single":
+        path = weights = save_module(module, None, tmp_path / "m.safetensors", half=True)
+        real_open = safetensors.safe_open
+        for owner in (safetensors, safetensors.torch):
+            monkeypatch.setattr(owner, "safe_open", lambda *a, **k: NoTensorReads(real_open(*a, **k)))
+    else:
         path = write_release(tmp_path / "rel", TINY, unet_state(module))
         weights = path / "diffusion_pytorch_model.bin"
-    else:
-        path = weights = save_module(module, None, tmp_path / "m.safetensors", half=True)
-    monkeypatch.setattr(sing_core.checkpoint, "read_unet_tensors", lambda *_: pytest.fail("read all tensors"))
+        if layout == "legacy-bin":
+            torch.save(unet_state(module), weights, _use_new_zipfile_serialization=False)
+        strip_storages(weights)
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            load_module(path)  # the tensor data is gone
     info = describe(path)
     assert info.config == module.config
     assert info.parameter_count == sum(p.numel() for p in module.parameters())
-    assert info.dtype == ("float32" if layout == "bin" else "float16")
+    assert info.dtype == ("float32" if layout != "single" else "float16")
     assert (info.latent_channels, info.cross_attention_dim) == (4, 24)
     assert info.short_hash == hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
     assert info.size_bytes >= weights.stat().st_size
     assert not info.has_text_encoder
+
+
+@pytest.mark.parametrize("reader", [load_module, describe])
+def test_bad_bin_files_are_refused_alike_by_the_loader_and_by_describe(tmp_path, reader):
+    marker = tmp_path / "pwned"
+    cases = {  # the message, how to spoil the file, and what else the message names
+        "truncated or corrupt .bin": (lambda w: w.write_bytes(w.read_bytes()[:1000]), "download it again"),
+        "refused to unpickle": (lambda w: torch.save({"payload": CreatesAFileWhenUnpickled(marker)}, w), "exec"),
+        "not a state dict": (lambda w: torch.save([torch.zeros(1)], w), "a mapping of names to tensors"),
+    }
+    for i, (message, (spoil, named)) in enumerate(cases.items()):
+        folder = write_release(tmp_path / f"rel{i}", TINY, unet_state(tiny_module(TINY)))
+        weights = folder / "diffusion_pytorch_model.bin"
+        spoil(weights)
+        with pytest.raises(CheckpointError, match=message) as error:
+            reader(folder)
+        assert str(weights) in str(error.value)
+        assert named in str(error.value)
+    assert not marker.exists()
 
 
 # --- bad files: each error names the file and the cause ---------------------------------------------------------

@@ -78,10 +78,19 @@ def test_zero_terminal_snr_limit_returns_x1(pair, sgm):
 
 def test_near_zero_alpha_is_finite(pair):
     x0_hat, x1 = pair
-    # A1111's Zero Terminal SNR option sets the last ᾱ to 4.9e-8 rather than 0.
-    sigma = sigma_from_alpha_cumprod(4.8973451890853435e-08)
+    # A1111's Zero Terminal SNR option sets the last ᾱ to 4.9e-8 rather than 0: σ0 ≈ 4519, and the start is x1
+    # with only a trace of x̂0 (x̂0/σ0 plain, √ᾱ·x̂0 with the SGM multiplier), computed here in float64.
+    alpha = 4.8973451890853435e-08
+    sigma = sigma_from_alpha_cumprod(alpha)
+    x0_hat64, x1_64 = x0_hat.double(), x1.double()
+    expected = {False: x1_64 + x0_hat64 / math.sqrt((1 - alpha) / alpha),
+                True: math.sqrt(alpha) * x0_hat64 + math.sqrt(1 - alpha) * x1_64}
     for sgm in (False, True):
-        assert torch.isfinite(unit_noise_start(x0_hat, x1, sigma, sgm_noise_multiplier=sgm)).all()
+        out = unit_noise_start(x0_hat, x1, sigma, sgm_noise_multiplier=sgm)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out.double(), expected[sgm], rtol=0, atol=1e-6)
+        assert (out - x1).abs().max() < 1e-3  # the start is x1, up to x̂0's trace
+        assert (out - x1).abs().max() > 0  # … and the trace is there: x̂0 was not dropped
 
 
 def test_normalized_guidance(pair):

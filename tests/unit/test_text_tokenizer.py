@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sing_core.text import ClipTokenizer, VocabularyError
+from sing_core.text import TRANSFORMERS4_FTFY, TRANSFORMERS5, ClipTokenizer, VocabularyError
 from sing_core.text import tokenizer as tokenizer_module
 from sing_core.text.bpe_vocab import (
     CLIP_MERGE_COUNT,
@@ -18,6 +18,7 @@ from sing_core.text.bpe_vocab import (
     read_tokenizer_folder,
     write_tokenizer_folder,
 )
+from sing_core.text.fix_text import fix_text
 from sing_core.text.pretokenize import pre_tokenize
 from sing_core.text.vocab_sources import BPE_GZ_NAME, hub_tokenizer_folders, package_bpe_gz_files
 
@@ -79,16 +80,75 @@ def test_words_are_cached_across_prompts(tiny):
         ("''s 'x rock'n'roll", ["''", "s", "'", "x", "rock", "'", "n", "'", "roll"]),
         ("abc123 ½²", ["abc", "1", "2", "3", "½", "²"]),
         ("a<|endoftext|>b", ["a", ("<|endoftext|>",), "b"]),
+        ("!!<|endoftext|>", ["!!", ("<|endoftext|>",)]),
+        ("東京タワー", ["東京タワー"]),
+        ("e\u0301", ["é"]),  # NFC (ftfy's last step)
+        # transformers 4 lowercases the whole piece, then its pattern finds the special token: one id, no BPE
+        ("a<|EndOfText|>b", ["a", ("<|endoftext|>",), "b"]),
+        ("!!<|EndOfText|>", ["!!<|", "endoftext", "|>"]),  # the punctuation run takes "<|" first
+        ("ΣΑΣ", ["σας"]),  # Python's str.lower(): the final sigma
+        ("it'ſ <|ſtartoftext|>", ["it", "'ſ", "<|ſtartoftext|>"]),  # IGNORECASE: ſ matches "s"; not the special id
+        ("a\u0345b !\u0345?", ["a", "b", "!", "?"]),  # U+0345 is in no class under IGNORECASE: dropped
+        ("x\x1cy\u3000z\u200bw", ["xy", "z", "\u200b", "w"]),  # ftfy drops U+001C, U+3000 is a space
+        ("“It’s” ﬁne, ＡＢＣ！", ['"', "it", "'s", '"', "fine", ",", "abc", "!"]),
+        ("&amp;&quot;x&quot; &#39;y&#39;", ['&"', "x", '"', "'", "y", "'"]),
+        ("\x93hi\x94 \x85", ['"', "hi", '"', "…"]),  # C1 controls read as Windows-1252, then uncurled
+    ],
+)
+def test_pre_tokenize_cuts_like_the_webuis_tokenizer(text, words):
+    assert pre_tokenize(text) == words
+    assert pre_tokenize(text, TRANSFORMERS4_FTFY) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("It's A Cat!!", ["it", "'s", "a", "cat", "!!"]),
+        ("a<|endoftext|>b", ["a", ("<|endoftext|>",), "b"]),
         ("a<|EndOfText|>b", ["a", "<|", "endoftext", "|>", "b"]),  # spelled out after lowercasing
         ("!!<|endoftext|>", ["!!", ("<|endoftext|>",)]),
         ("ΣΑΣ", ["σασ"]),  # per-character lowercase: no final sigma
         ("e\u0301", ["é"]),  # NFC
         ("x\x1cy\u3000z\u200bw", ["x", "\x1c", "y", "z", "\u200b", "w"]),  # only White_Space separates
-        ("東京タワー", ["東京タワー"]),
+        ("it'ſ a\u0345", ["it", "'", "ſ", "a", "\u0345"]),  # no IGNORECASE
+        ("“It’s” ﬁne &amp;", ["“", "it", "’", "s", "”", "ﬁne", "&", "amp", ";"]),  # no ftfy
     ],
 )
-def test_pre_tokenize_cuts_like_clip(text, words):
-    assert pre_tokenize(text) == words
+def test_pre_tokenize_cuts_like_transformers_5(text, words):
+    assert pre_tokenize(text, TRANSFORMERS5) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "fixed"),
+    [
+        ("“double” ‘single’ ‚low‘ „low“ ‟ ‛ ʼ", "\"double\" 'single' 'low' \"low\" \" ' '"),
+        ("ﬁ ﬂ ﬀ ﬃ ﬄ ﬅ ﬆ Ĳ ǅ ǈ ǋ ŉ", "fi fl ff ffi ffl ſt st IJ Dž Lj Nj 'n"),  # ŉ → ʼn → 'n
+        ("ＡＢＣ　ａｂｃ１２３！ ｶﾀｶﾅ ￥", "ABC abc123! カタカナ ¥"),
+        ("&amp; &lt;b&gt; &quot; &#39; &#x27; &eacute; &EACUTE; &SZLIG; &nTILDE;", "& <b> \" ' ' é É SS &nTILDE;"),
+        ("&amp;amp; &amp;quot;", '& "'),  # ftfy repeats its steps until nothing changes
+        ("&notanentity; &amp &#xZZ; &#128; &#0;", "&notanentity; &amp &#xZZ; € \ufffd"),
+        ("<b>&amp;</b>", "<b>&amp;</b>"),  # a line with "<" keeps its entities ...
+        ("a &amp;\n<b> &amp;\n&amp;", "a &\n<b> &amp;\n&amp;"),  # ... and so does every line after it
+        ("\x80 \x91x\x92 \x93y\x94 \x96 \x81 \x9d", "€ 'x' \"y\" – \x81 \x9d"),  # Windows-1252, undefined kept
+        ("a\r\nb\rc\u2028d\u2029e\x85", "a\nb\nc\nd\ne…"),  # U+0085 is a C1 control first: "…"
+        ("\x00a\x08\x0bb\x0e\x1f\x7f\ufeffc\u206a\ufffc\td\x0c", "abc\td\x0c"),
+        ("\x1b[31mred\x1b[0m \x1b[1;2mx", "red x"),
+        ("\ud83d\ude00 \ud800", "😀 \ufffd"),
+        ("e\u0301 A\u030a \u212b \u2126", "é Å Å Ω"),
+        ("cafÃ©", "cafÃ©"),  # mojibake is left as it is (ftfy.fix_text would give "café")
+    ],
+)
+def test_fix_text_does_what_ftfy_does(text, fixed):
+    assert fix_text(text) == fixed
+
+
+def test_tokenizer_pipeline_is_checked_and_surrogates_are_named(tiny):
+    with pytest.raises(ValueError, match="transformers4-ftfy, transformers5"):
+        ClipTokenizer(tiny.vocabulary, pipeline="ftfy")
+    raw = ClipTokenizer(tiny.vocabulary, max_length=8, pipeline=TRANSFORMERS5)
+    with pytest.raises(ValueError, match="UTF-16 surrogates"):
+        raw.tokenize("lone \ud800")
+    assert tiny.tokenize("lone \ud800") == tiny.tokenize("lone \ufffd")  # ftfy's replacement character
 
 
 def test_bytes_to_unicode_is_a_reversible_table_of_printable_characters():

@@ -1,4 +1,4 @@
-"""The pieces under `train`: image reading, the latents file, caption embeddings, batch order, the progress line."""
+"""The pieces under `train`: image reading, the latents file, caption embeddings, batch order, the progress bar."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import io
 
 import pytest
 import torch
+from train_helpers import encode_png
 
-from sing_core.plot import encode_png
+from sing_core.progress import advance_to, progress_bar
 from sing_core.train.batches import CaptionEmbeddings, LatentBatches
 from sing_core.train.images import DatasetError, find_image_captions, load_image, parse_resolution
 from sing_core.train.latents import LatentDataset, load_latents, save_latents
-from sing_core.train.progress import ProgressLine, clock
 
 
 def fake_encoder(calls: list):
@@ -127,25 +127,24 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_progress_line_in_a_log_and_on_a_terminal():
-    assert clock(75) == "01:15"
-    assert clock(3725) == "1:02:05"
+def test_the_progress_bar_counts_to_the_total_with_its_detail_in_a_log_and_on_a_terminal():
     log = io.StringIO()
-    line = ProgressLine("train", log)
-    line.update(5, 10, "loss 0.5000", eta_s=65)
-    line.update(10, 10, "loss 0.2500", eta_s=0)
-    first, second = log.getvalue().splitlines()
-    assert first.startswith("train  50% [############............] 5/10 loss 0.5000")
-    assert first.endswith("ETA 01:05")
-    assert second.startswith("train 100% [########################] 10/10 loss 0.2500")
+    with progress_bar(None, "train", stream=log, unit="step", initial=5) as bar:  # a run resumed at step 5
+        advance_to(bar, 5, 10, "loss 0.5000")
+        advance_to(bar, 10, 10, "loss 0.2500")
+    written = log.getvalue()
+    last = written.rstrip("\n").split("\r")[-1]
+    assert last.startswith("train: 100%")
+    assert "10/10" in last
+    assert "loss 0.2500" in last
+    assert written.endswith("\n")
+    assert written.count("\r") <= 3  # not a terminal: redrawn at most every 10 s (start, the end, the close)
     terminal = Terminal()
-    bar = ProgressLine("encode", terminal)
-    bar.update(1, 3, "a much longer detail than the next one")
-    bar.update(2, 3)
-    assert "\n" not in terminal.getvalue()
-    bar.close()
-    drawn = terminal.getvalue()
-    assert drawn.count("\r") == 2
-    assert drawn.endswith("\n")
-    last = drawn.split("\r")[-1]
-    assert len(last.rstrip("\n")) == len(drawn.split("\r")[1])  # padded over the longer previous line
+    with progress_bar(3, "encode", stream=terminal, unit="img") as bar:
+        for done in (1, 2, 3):
+            advance_to(bar, done)
+            bar.refresh()
+    frames = [frame for frame in terminal.getvalue().split("\r") if frame.strip()]
+    assert [frame.split("|")[0].strip() for frame in frames[:1]] == ["encode:   0%"]
+    assert any("2/3" in frame for frame in frames)
+    assert "3/3" in frames[-1]

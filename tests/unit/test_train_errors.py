@@ -11,6 +11,7 @@ from train_helpers import TINY_VAE, write_image_folder, write_latents, write_sd1
 
 from sing_core.cli import main
 from sing_core.train import load_train_state
+from sing_core.train.latents import load_latents
 from sing_core.vae import VaeEncoderConfig
 
 
@@ -166,12 +167,18 @@ def test_argument_problems(tmp_path, checkpoint, latents, capsys, monkeypatch):
 
 def test_encode_refuses_to_overwrite(tmp_path, checkpoint, capsys):
     images = tmp_path / "images"
-    write_image_folder(images)
+    captions = write_image_folder(images)
     out = tmp_path / "latents.safetensors"
     out.write_bytes(b"keep me")
     assert "already exists; pass --force" in encode(capsys, images, checkpoint, out)
     assert out.read_bytes() == b"keep me"
-    assert TINY_VAE.downsampling == 8
+    # --force replaces it with the latents: one per image, 64 px at the VAE's 8× downsampling
+    code = main(["encode", str(images), "--checkpoint", str(checkpoint), "--out", str(out), "--resolution", "64",
+                 "--device", "cpu", "--force"])
+    assert code == 0, capsys.readouterr().err
+    dataset = load_latents(out)
+    assert dataset.latents.shape == (6, 4, 64 // TINY_VAE.downsampling, 64 // TINY_VAE.downsampling)
+    assert sorted(dataset.captions) == sorted(captions)
 
 
 def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path, checkpoint, latents, capsys):

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -119,6 +121,21 @@ def test_lr_schedule_warms_up_then_decays():
     assert config.lr_at(10) == pytest.approx(1.0)
     assert config.lr_at(100) == pytest.approx(0.1)
     assert TrainConfig(steps=10).lr_at(7) == pytest.approx(1e-3)
+    # The decay is a cosine, not a line: a quarter of the way in it keeps 85 % of the way from the floor to the peak
+    # (a line 75 %), three quarters in 15 % (a line 25 %); it is flat at both ends and falls fastest in the middle.
+    config = TrainConfig(steps=110, lr=2.0, warmup_steps=10, min_lr_ratio=0.1)  # 100 steps of decay
+    floor, peak = 0.2, 2.0
+
+    def kept(step: int) -> float:  # the fraction of the way from the floor to the peak at this step
+        return (config.lr_at(step) - floor) / (peak - floor)
+
+    assert kept(35) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)  # 0.854
+    assert kept(60) == pytest.approx(0.5)
+    assert kept(85) == pytest.approx((1 - math.cos(math.pi / 4)) / 2)  # 0.146
+    drops = [config.lr_at(step) - config.lr_at(step + 1) for step in range(10, 110)]
+    assert all(drop > 0 for drop in drops)
+    assert drops[49] > 10 * drops[0]  # steepest in the middle, gentle at the start …
+    assert drops[49] > 10 * drops[-1]  # … and at the end
 
 
 class CondOnly(nn.Module):

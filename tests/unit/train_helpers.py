@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
-from sing_core.plot import encode_png
 from sing_core.text import ClipTextConfig, ClipTextModel
 from sing_core.train.latents import LatentDataset, save_latents
 from sing_core.vae import VaeEncoder, VaeEncoderConfig
@@ -26,6 +27,13 @@ SMALL_UNET = {
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
 }
 UNET_KEY = "model.diffusion_model.input_blocks.0.0.weight"  # one UNet tensor, so the file looks like a checkpoint
+
+
+def encode_png(width: int, height: int, rgb: bytes) -> bytes:
+    """An RGB PNG of width × height from its pixel bytes (rows top to bottom), written by Pillow."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), bytes(rgb)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def tiny_vae_state(seed: int = 0, config: VaeEncoderConfig = TINY_VAE) -> dict[str, torch.Tensor]:

@@ -1,0 +1,143 @@
+"""start_latents: the module's DDIM step from t = 1 to the pipeline scheduler's own first point.
+
+x1 is drawn exactly as the pipeline would draw its noise (diffusers' randn_tensor, same shape, device, dtype and
+generator(s)), x̂0 = φ(x1, c) under normalized guidance, and the start is written in the scheduler's form (see
+first_point) so that, after the pipeline's init_noise_sigma and scale_model_input, the UNet's first input is
+√ᾱ(t0)·x̂0 + √(1 − ᾱ(t0))·x1, i.e. x̂0 + σ0·x1 in σ terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sing_core import SingModule, ddim_start, unit_noise_start
+from sing_core.args import FIELD_BY_KEY, check_value
+from sing_diffusers.first_point import FirstPoint, read_first_point
+from sing_diffusers.loading import LoadedModule, as_loaded
+from sing_diffusers.prompts import embeddings, negative_list, prompt_list
+from sing_diffusers.refusals import SingDiffusersError, check_pipeline
+
+NoiseDrawer = Callable[[Any, int, int, int, Any], torch.Tensor]  # (pipe, batch, height, width, generator) -> x1
+STRENGTH = FIELD_BY_KEY["strength"]  # default, range and meaning from the one schema; only the keyword is ours
+
+
+@dataclass(frozen=True)
+class Start:
+    x1: torch.Tensor  # the pipeline's own noise for these arguments and generator(s)
+    latents: torch.Tensor  # what to pass to the pipeline as latents=
+    height: int
+    width: int
+
+
+def start_latents(
+    pipe: Any,
+    module: LoadedModule | SingModule,
+    prompt: str | Sequence[str] | None = None,
+    negative_prompt: str | Sequence[str] | None = None,
+    *,
+    prompt_embeds: torch.Tensor | None = None,
+    negative_prompt_embeds: torch.Tensor | None = None,
+    text_encoder: str = "module",
+    guidance_scale: float = 7.5,
+    num_inference_steps: int = 50,
+    height: int | None = None,
+    width: int | None = None,
+    num_images_per_prompt: int = 1,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    timesteps: list[int] | None = None,
+    sigmas: list[float] | None = None,
+    clip_skip: int | None = None,
+    module_strength: float = STRENGTH.default,
+) -> torch.Tensor:
+    """The `latents` to pass to `pipe` (with the same arguments) so that sampling starts at the module's DDIM step.
+
+    prompt_embeds / negative_prompt_embeds are the module's (CLIP-L) embeddings and skip both text encoders.
+    text_encoder: "module" (SD-1.5's CLIP-L on the plain prompt, as trained) or "pipeline" (the pipeline's own
+    encode_prompt: textual inversion, clip_skip; SD-1.x only). guidance_scale ≤ 1 uses the prompt alone.
+    timesteps / sigmas / clip_skip: the same values you pass to the pipeline, where you pass any.
+    module_strength: λ, sing_core.args' "strength" (its default and range; the default is the paper's method):
+    λ·x̂0 takes the place of x̂0. Named apart from the img2img/inpaint pipelines' own `strength`, which generate
+    passes on to them.
+    """
+    arguments = dict(locals())
+    return plan_start(**arguments).latents
+
+
+def plan_start(
+    pipe: Any, module: LoadedModule | SingModule, prompt: Any, negative_prompt: Any, *, prompt_embeds: Any,
+    negative_prompt_embeds: Any, text_encoder: str, guidance_scale: float, num_inference_steps: int,
+    height: int | None, width: int | None, num_images_per_prompt: int, generator: Any, timesteps: Any, sigmas: Any,
+    clip_skip: int | None, module_strength: float, draw_noise: NoiseDrawer | None = None,
+) -> Start:
+    """start_latents with the noise and the size it used; draw_noise replaces pipeline_noise where a pipeline
+    draws its noise otherwise (generate's inpaint case)."""
+    module = as_loaded(module)
+    sing = module.sing
+    strength = check_value(STRENGTH, module_strength, "sing_diffusers' module_strength")
+    check_pipeline(pipe, sing.latent_channels)
+    if num_images_per_prompt < 1:
+        raise SingDiffusersError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
+    prompts = prompt_list(prompt, prompt_embeds)
+    if prompts is None and negative_prompt is not None:
+        raise SingDiffusersError("with prompt_embeds give negative_prompt_embeds, not negative_prompt")
+    rows = len(prompts) if prompts is not None else prompt_embeds.shape[0]
+    negatives = negative_list(negative_prompt, rows) if prompts is not None else None
+    first = read_first_point(pipe.scheduler, num_inference_steps, timesteps, sigmas)
+    height, width = pixel_size(pipe, height, width)
+    x1 = (draw_noise or pipeline_noise)(pipe, rows * num_images_per_prompt, height, width, generator)
+
+    guided = guidance_scale > 1.0
+    cond, uncond = embeddings(
+        pipe, module, prompts, negatives, text_encoder=text_encoder, prompt_embeds=prompt_embeds,
+        negative_prompt_embeds=negative_prompt_embeds, guided=guided, clip_skip=clip_skip,
+    )
+    cond = cond.repeat_interleave(num_images_per_prompt, dim=0)  # the pipelines' order: p0, p0, …, p1, p1, …
+    uncond = None if uncond is None else uncond.repeat_interleave(num_images_per_prompt, dim=0)
+    x0_hat = sing.predict_x0(x1, cond, uncond, guidance_scale)
+    return Start(x1, start_at(first, x0_hat, x1, strength), height, width)
+
+
+def pixel_size(pipe: Any, height: int | None, width: int | None) -> tuple[int, int]:
+    """Height and width in pixels as the pipeline defaults them, refused where the VAE cannot take them."""
+    if not height or not width:
+        sample_size = pipe.unet.config.sample_size
+        rows, columns = (sample_size, sample_size) if isinstance(sample_size, int) else sample_size[:2]
+        height, width = rows * pipe.vae_scale_factor, columns * pipe.vae_scale_factor
+    if height % 8 or width % 8:
+        raise SingDiffusersError(f"height and width must be multiples of 8 (the pipelines require it), got "
+                                 f"{height}x{width}")
+    return int(height), int(width)
+
+
+def pipeline_noise(pipe: Any, batch: int, height: int, width: int, generator: Any) -> torch.Tensor:
+    """x1: the noise the pipeline would draw itself (its prepare_latents with latents=None, before init_noise_sigma)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    check_generators(generator, batch)
+    shape = (batch, pipe.vae.config.latent_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    return randn_tensor(shape, generator=generator, device=pipe._execution_device, dtype=noise_dtype(pipe))
+
+
+def noise_dtype(pipe: Any) -> torch.dtype:
+    """The pipelines draw in prompt_embeds' dtype, which encode_prompt sets to the text encoder's (else the UNet's)."""
+    return pipe.text_encoder.dtype if getattr(pipe, "text_encoder", None) is not None else pipe.unet.dtype
+
+
+def check_generators(generator: Any, batch: int) -> None:
+    if isinstance(generator, list) and len(generator) != batch:
+        raise SingDiffusersError(
+            f"{len(generator)} generators for {batch} images (prompts × num_images_per_prompt); give one generator, "
+            "or one per image"
+        )
+
+
+def start_at(first: FirstPoint, x0_hat: torch.Tensor, x1: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+    """The latents to give the pipeline so that its scheduler's sample at the first step is the module's DDIM step."""
+    if first.form == "vp":
+        return ddim_start(x0_hat, x1, first.alpha_cumprod, strength)
+    # The pipeline multiplies by init_noise_sigma: σ0, or √(σ0² + 1) (sing_core's "SGM noise multiplier" form).
+    return unit_noise_start(x0_hat, x1, first.sigma, sgm_noise_multiplier=first.sgm_multiplier, strength=strength)

@@ -1,0 +1,120 @@
+"""The example workflow in ComfyUI's real frontend, in headless Chromium: it loads, the two nodes show, and queueing
+it produces an image. SCREENSHOT_DIR set: the screenshot for docs/comfyui.md is written there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
+from gradio_page import chromium, missing
+
+pytestmark = pytest.mark.comfyui  # not `browser`: that marker is the webui browser tier's (WEBUI_DIR)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "singdiffusion_txt2img.json"
+TIMEOUT = 300.0
+OUR_NODES = {"SingDiffusionModuleLoader": "Load SingDiffusion Module", "SingDiffusionApply": "Apply SingDiffusion"}
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    """The browser tier's headless Chromium (tests/browser/gradio_page.py), at a desktop window size."""
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    with chromium(tmp_path_factory.mktemp("chromium") / "chromedriver.log") as chrome:
+        chrome.set_window_size(1600, 900)
+        chrome.set_script_timeout(TIMEOUT)
+        yield chrome
+
+
+def wait_for(driver, script: str, what: str, timeout: float = TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def close_dialogs(driver) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    overlay = "return document.querySelectorAll('[data-testid=\"dialog-overlay\"]').length"
+    wait_for(driver, overlay, "the welcome dialog", timeout=30)
+    for _ in range(5):
+        if not driver.execute_script(overlay):
+            return
+        ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+        time.sleep(0.5)
+    raise AssertionError("a dialog stayed open")
+
+
+def test_example_workflow_loads_shows_both_nodes_and_runs(comfy, comfy_server, driver, modules):
+    from selenium.webdriver.common.by import By
+
+    driver.get(comfy_server.url)
+    wait_for(driver, "return !!(window.app && window.app.graph && window.LiteGraph && "
+                     "LiteGraph.registered_node_types['SingDiffusionApply'])", "the frontend with our node types")
+    close_dialogs(driver)  # a new user is greeted with the templates
+    # Open the file as a user does (Workflow > Open is this file input)
+    driver.execute_script("document.getElementById('comfy-file-input').style.display = 'block'")
+    driver.find_element(By.ID, "comfy-file-input").send_keys(str(EXAMPLE))
+    titles = wait_for(driver, "const nodes = app.graph._nodes; return nodes.length === 9 && "
+                              "Object.fromEntries(nodes.map(n => [n.type, n.title]))", "the example workflow")
+    for node_type, title in OUR_NODES.items():
+        assert titles[node_type] == title
+    # Real nodes, not placeholders of missing types: they have the widgets and inputs the server declared
+    shown = driver.execute_script("""return Object.fromEntries(app.graph._nodes.filter(n => n.type.startsWith(
+        'SingDiffusion')).map(n => [n.type, {widgets: (n.widgets || []).map(w => w.name),
+                                             inputs: n.inputs.map(i => i.name)}]))""")
+    assert shown["SingDiffusionModuleLoader"]["widgets"] == ["module_name"]
+    assert shown["SingDiffusionApply"]["widgets"] == ["guidance_scale", "strength"]
+    assert shown["SingDiffusionApply"]["inputs"][:2] == ["model", "sing_module"]
+    choices = driver.execute_script("return app.graph._nodes.find(n => n.type === 'SingDiffusionModuleLoader')"
+                                    ".widgets[0].options.values")
+    assert modules.fitting in choices
+
+    # This machine has the tiny checkpoint and module, and a CPU: pick them and a small size, as a user would.
+    driver.execute_script("""
+        const byType = t => app.graph._nodes.find(n => n.type === t);
+        const set = (node, name, value) => { node.widgets.find(w => w.name === name).value = value; };
+        set(byType('CheckpointLoaderSimple'), 'ckpt_name', 'tiny-sd15.safetensors');
+        set(byType('SingDiffusionModuleLoader'), 'module_name', arguments[0]);
+        set(byType('EmptyLatentImage'), 'width', 64); set(byType('EmptyLatentImage'), 'height', 64);
+        set(byType('KSampler'), 'steps', 4);
+        app.graph.setDirtyCanvas(true, true);
+    """, modules.fitting)
+    history_before = set(comfy.request("GET", "/history"))
+    driver.find_element(By.CSS_SELECTOR, "[data-testid='queue-button']").click()
+    prompt_id = None
+    deadline = time.monotonic() + TIMEOUT
+    while prompt_id is None and time.monotonic() < deadline:
+        new = set(comfy.request("GET", "/history")) - history_before
+        prompt_id = next(iter(new), None)
+        time.sleep(0.5)
+    assert prompt_id, "queueing from the frontend ran no prompt"
+    run = comfy.wait(prompt_id)
+    assert run.succeeded, run.failure
+    classes = {node["class_type"] for node in run.history["prompt"][2].values()}
+    assert set(OUR_NODES) <= classes
+    assert len(comfy.images(run)) == 1
+    wait_for(driver, "const n = app.graph._nodes.find(n => n.type === 'SaveImage'); return !!(n.imgs && n.imgs.length)",
+             "the image in the Save Image node")
+    if os.environ.get("SCREENSHOT_DIR"):
+        # For the picture: close the toasts and the minimap, and clear the red outline the frontend left on the
+        # checkpoint loader when the file's v1-5-pruned-emaonly.safetensors was not found here
+        driver.execute_script("""document.querySelectorAll('.p-toast-close-button').forEach(b => b.click());
+            try { app.extensionManager.setting.set('Comfy.Minimap.Visible', false); } catch (e) {}
+            app.graph._nodes.forEach(n => { n.has_errors = false; }); app.graph.setDirtyCanvas(true, true);""")
+        time.sleep(1.0)
+        driver.save_screenshot(str(Path(os.environ["SCREENSHOT_DIR"]) / "comfyui-workflow.png"))
+    print(json.dumps({"prompt_id": prompt_id, "nodes": sorted(classes)}))
