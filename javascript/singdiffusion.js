@@ -28,7 +28,15 @@
 var singdiffusionTabs = ["txt2img", "img2img"];
 var singdiffusionShownCheckpoint = null;
 
+// Forge's own "Checkpoint" dropdown (class model_selection in the quicksettings) sets the option on the server only:
+// the page's opts keep the checkpoint it loaded with, so there the dropdown says which checkpoint the page shows.
+function singdiffusionForgeCheckpoint() {
+    return gradioApp().querySelector("#quicksettings .model_selection input");
+}
+
 function singdiffusionCheckpoint() {
+    var forge = singdiffusionForgeCheckpoint();
+    if (forge && forge.value) return forge.value;
     return (typeof opts !== "undefined" && opts.sd_model_checkpoint) || ""; /*global opts*/
 }
 
@@ -49,12 +57,18 @@ function singdiffusionLoadPreset(tab) {
     if (button) button.click();
 }
 
-onOptionsChanged(function() {
+function singdiffusionCheckpointShown() {
+    var forge = singdiffusionForgeCheckpoint();
+    if (forge && document.activeElement === forge) return; // a name being typed into Forge's dropdown, not a choice
     var checkpoint = singdiffusionCheckpoint();
     if (!checkpoint || checkpoint === singdiffusionShownCheckpoint) return;
+    if (!gradioApp().getElementById("script_txt2img_singdiffusion_load_preset")) return; // the panels come later
     singdiffusionShownCheckpoint = checkpoint;
     singdiffusionTabs.forEach(singdiffusionLoadPreset);
-});
+}
+
+onOptionsChanged(singdiffusionCheckpointShown);
+onUiUpdate(singdiffusionCheckpointShown); // Forge's dropdown changes no option in the page: read it as the page changes
 
 function singdiffusionWatchPanel(tab) {
     var panel = gradioApp().getElementById("script_" + tab + "_singdiffusion_enabled");

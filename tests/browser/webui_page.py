@@ -6,7 +6,8 @@ Gradio-level lookups, waits, tabs, dropdowns and screenshots are GradioPage's (g
 
 from __future__ import annotations
 
-from gradio_page import GradioPage
+from gradio_page import OPTION, GradioPage, css_string
+from live_hosts import HOST
 from selenium.common.exceptions import TimeoutException
 
 TABS = ("txt2img", "img2img")
@@ -83,3 +84,10 @@ def open_panel(page: GradioPage, tab: str) -> dict:
     """Open the panel by its header, as a user does (which switches SingDiffusion on); its state once shown."""
     page.click(panel_id(tab), ".label-wrap")
     return wait_panel(page, tab, "after opening it by its header", enabled=True, open=True)
+
+
+def choose_checkpoint(page: GradioPage, title: str) -> None:
+    """Pick the checkpoint `title` from the page's checkpoint dropdown, as a user does (where it is: live_hosts)."""
+    elem_id, inner = HOST.checkpoint_dropdown
+    page.click(elem_id, f"{inner} input".strip())
+    page.click(elem_id, f"{inner} ul.options {OPTION}[aria-label={css_string(title)}]".strip())

@@ -41,6 +41,9 @@ class LiveHost:
     # Give the host (and its builder) a Hugging Face cache of the session's: Forge's transformers would otherwise
     # migrate the user's ~/.cache/huggingface on its first start.
     own_hf_home: bool = False
+    # Where the page's checkpoint dropdown is: (elem_id, CSS inside it). A1111's is a quicksetting with its own id;
+    # Forge's "Checkpoint" has none (class model_selection) and sets the option on the server only.
+    checkpoint_dropdown: tuple[str, str] = ("setting_sd_model_checkpoint", "")
     # The builder's UNet in diffusers' terms: a module of the host UNet's shape and size (the overhead benchmark).
     unet_as_diffusers: tuple[tuple[str, object], ...] = ()
     # Console lines of a failed start worth another try on a fresh port: Forge's gradio 4 gives uvicorn 5 s to
@@ -157,6 +160,7 @@ FORGE = LiveHost(
     hires_fields=(("hr_additional_modules", ["Use same choices"]),),
     api_infotext=False,
     options_lists_extensions=False,
+    checkpoint_dropdown=("quicksettings", ".model_selection"),
     # model_channels 320, one level of one res block with a transformer, 8 heads, context 768
     unet_as_diffusers=(("block_out_channels", [320]), ("layers_per_block", 1),
                        ("down_block_types", ["CrossAttnDownBlock2D"]), ("up_block_types", ["CrossAttnUpBlock2D"]),
