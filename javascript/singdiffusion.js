@@ -40,11 +40,11 @@ function singdiffusionCheckpoint() {
     return (typeof opts !== "undefined" && opts.sd_model_checkpoint) || ""; /*global opts*/
 }
 
-// _js of the preset handlers: the last input becomes the title of the checkpoint the page shows.
-function singdiffusionWithCheckpoint() {
-    var args = Array.from(arguments);
-    args[args.length - 1] = singdiffusionCheckpoint();
-    return args;
+// Of the preset handlers' _js (sing_webui/preset_ui.py): given their inputs' values, the last becomes the title of
+// the checkpoint the page shows.
+function singdiffusionWithCheckpoint(inputs) {
+    inputs[inputs.length - 1] = singdiffusionCheckpoint();
+    return inputs;
 }
 
 // The status line beside "save" says what the panel follows; once following is off, it says nothing.
