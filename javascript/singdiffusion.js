@@ -58,6 +58,9 @@ function singdiffusionLoadPreset(tab) {
 }
 
 function singdiffusionCheckpointShown() {
+    // Not before the page has read its options (200 ms after the page first settles): Gradio 4 drops a click that
+    // comes before it has wired the page's events, and Forge's dropdown has its value before that.
+    if (typeof opts === "undefined" || !Object.keys(opts).length) return;
     var forge = singdiffusionForgeCheckpoint();
     if (forge && document.activeElement === forge) return; // a name being typed into Forge's dropdown, not a choice
     var checkpoint = singdiffusionCheckpoint();
