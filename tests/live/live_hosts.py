@@ -41,6 +41,7 @@ class LiveHost:
     # Give the host (and its builder) a Hugging Face cache of the session's: Forge's transformers would otherwise
     # migrate the user's ~/.cache/huggingface on its first start.
     own_hf_home: bool = False
+    page_needs_allowed_paths: bool = False  # see page_flags
     # Where the page's checkpoint dropdown is: (elem_id, CSS inside it). A1111's is a quicksetting with its own id;
     # Forge's "Checkpoint" has none (class model_selection) and sets the option on the server only.
     checkpoint_dropdown: tuple[str, str] = ("setting_sd_model_checkpoint", "")
@@ -78,6 +79,14 @@ class LiveHost:
             found.append(f"{self.python_var}={self.python} does not exist: set {self.python_var} to the webui's "
                          "interpreter")
         return found
+
+    def page_flags(self) -> list[str]:
+        """Flags for the web page to load at all from a --data-dir session. Forge's gradio 4 serves files only from
+        its allowed paths, --data-dir's folder by default: its own scripts (in FORGE_DIR) and this checkout (the
+        extensions are symlinks to it) are added, or every webui script answers 403 and the page stays empty."""
+        if not self.page_needs_allowed_paths:
+            return []
+        return ["--gradio-allowed-path", str(self.root), "--gradio-allowed-path", str(LIVE_DIR.parents[1])]
 
     def environment(self, session_dir: Path) -> dict[str, str]:
         """Variables the host's processes (server and builders) get on top of the offline ones."""
@@ -155,6 +164,7 @@ FORGE = LiveHost(
               ("modules_forge", "no modules_forge: this is not a Forge checkout"),
               ("repositories/huggingface_guess/huggingface_guess", "repositories/huggingface_guess is not set up")),
     own_hf_home=True,
+    page_needs_allowed_paths=True,
     eight_channel_error="to have 8 channels, but got 9 channels",
     extra_samplers=("DDPM",),
     hires_fields=(("hr_additional_modules", ["Use same choices"]),),
