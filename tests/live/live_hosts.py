@@ -45,6 +45,9 @@ class LiveHost:
     # Where the page's checkpoint dropdown is: (elem_id, CSS inside it). A1111's is a quicksetting with its own id;
     # Forge's "Checkpoint" has none (class model_selection) and sets the option on the server only.
     checkpoint_dropdown: tuple[str, str] = ("setting_sd_model_checkpoint", "")
+    # Settings (name, key of webui_client.DEFAULT_GENERATION) that give the page's txt2img and img2img their size and
+    # sampler where ui-config.json does not: Forge's "UI defaults 'sd'" options overwrite those fields at each load.
+    page_default_options: tuple[tuple[str, str], ...] = ()
     # The builder's UNet in diffusers' terms: a module of the host UNet's shape and size (the overhead benchmark).
     unet_as_diffusers: tuple[tuple[str, object], ...] = ()
     # Console lines of a failed start worth another try on a fresh port: Forge's gradio 4 gives uvicorn 5 s to
@@ -171,6 +174,9 @@ FORGE = LiveHost(
     api_infotext=False,
     options_lists_extensions=False,
     checkpoint_dropdown=("quicksettings", ".model_selection"),
+    page_default_options=(("sd_t2i_width", "width"), ("sd_t2i_height", "height"), ("sd_i2i_width", "width"),
+                          ("sd_i2i_height", "height"), ("sd_t2i_sampler", "sampler_name"),
+                          ("sd_i2i_sampler", "sampler_name")),
     # model_channels 320, one level of one res block with a transformer, 8 heads, context 768
     unet_as_diffusers=(("block_out_channels", [320]), ("layers_per_block", 1),
                        ("down_block_types", ["CrossAttnDownBlock2D"]), ("up_block_types", ["CrossAttnUpBlock2D"]),
