@@ -45,9 +45,14 @@ class LiveHost:
     # Where the page's checkpoint dropdown is: (elem_id, CSS inside it). A1111's is a quicksetting with its own id;
     # Forge's "Checkpoint" has none (class model_selection) and sets the option on the server only.
     checkpoint_dropdown: tuple[str, str] = ("setting_sd_model_checkpoint", "")
+    # Whether that dropdown lists the checkpoints' titles (A1111: "name [hash]" once hashed) or only their names
+    # (Forge: its checkpoint_tiles(), the title without the hash).
+    checkpoint_dropdown_titles: bool = True
     # Settings (name, key of webui_client.DEFAULT_GENERATION) that give the page's txt2img and img2img their size and
     # sampler where ui-config.json does not: Forge's "UI defaults 'sd'" options overwrite those fields at each load.
     page_default_options: tuple[tuple[str, str], ...] = ()
+    # The page's labels of the main tabs the browser tier opens, by the tab's id (Forge capitalises two of them).
+    tab_labels: tuple[tuple[str, str], ...] = (("txt2img", "txt2img"), ("img2img", "img2img"), ("settings", "Settings"))
     # The builder's UNet in diffusers' terms: a module of the host UNet's shape and size (the overhead benchmark).
     unet_as_diffusers: tuple[tuple[str, object], ...] = ()
     # Console lines of a failed start worth another try on a fresh port: Forge's gradio 4 gives uvicorn 5 s to
@@ -90,6 +95,16 @@ class LiveHost:
         if not self.page_needs_allowed_paths:
             return []
         return ["--gradio-allowed-path", str(self.root), "--gradio-allowed-path", str(LIVE_DIR.parents[1])]
+
+    def checkpoint_choice(self, title: str) -> str:
+        """What the page's checkpoint dropdown calls the checkpoint the API titles `title`."""
+        if self.checkpoint_dropdown_titles or not title.endswith("]"):
+            return title
+        return title.rsplit(" [", 1)[0]
+
+    def tab_label(self, tab: str) -> str:
+        """What the page's button of the main tab `tab` (txt2img, img2img, settings) says."""
+        return dict(self.tab_labels)[tab]
 
     def environment(self, session_dir: Path) -> dict[str, str]:
         """Variables the host's processes (server and builders) get on top of the offline ones."""
@@ -174,9 +189,11 @@ FORGE = LiveHost(
     api_infotext=False,
     options_lists_extensions=False,
     checkpoint_dropdown=("quicksettings", ".model_selection"),
+    checkpoint_dropdown_titles=False,
     page_default_options=(("sd_t2i_width", "width"), ("sd_t2i_height", "height"), ("sd_i2i_width", "width"),
                           ("sd_i2i_height", "height"), ("sd_t2i_sampler", "sampler_name"),
                           ("sd_i2i_sampler", "sampler_name")),
+    tab_labels=(("txt2img", "Txt2img"), ("img2img", "Img2img"), ("settings", "Settings")),
     # model_channels 320, one level of one res block with a transformer, 8 heads, context 768
     unet_as_diffusers=(("block_out_channels", [320]), ("layers_per_block", 1),
                        ("down_block_types", ["CrossAttnDownBlock2D"]), ("up_block_types", ["CrossAttnUpBlock2D"]),
