@@ -90,11 +90,12 @@ class LiveHost:
 
     def page_flags(self) -> list[str]:
         """Flags for the web page to load at all from a --data-dir session. Forge's gradio 4 serves files only from
-        its allowed paths, --data-dir's folder by default: its own scripts (in FORGE_DIR) and this checkout (the
-        extensions are symlinks to it) are added, or every webui script answers 403 and the page stays empty."""
+        its allowed paths, --data-dir's folder by default: without FORGE_DIR among them its own scripts and styles
+        (file=script.js, javascript/*.js, extensions-builtin/…) answer 403 and the page stays empty. (Extensions
+        are served by their path under the data folder, symlinks unresolved.)"""
         if not self.page_needs_allowed_paths:
             return []
-        return ["--gradio-allowed-path", str(self.root), "--gradio-allowed-path", str(LIVE_DIR.parents[1])]
+        return ["--gradio-allowed-path", str(self.root)]
 
     def checkpoint_choice(self, title: str) -> str:
         """What the page's checkpoint dropdown calls the checkpoint the API titles `title`."""
