@@ -9,7 +9,6 @@ process_before_every_sampling: it computes x̂0 for the batch and hands the samp
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import torch
@@ -19,8 +18,7 @@ from sing_core.args import FIELD_BY_KEY, FIELDS, SingArgs, check_value, infotext
 from sing_core.compose import composable_x0
 from sing_core.library import ModuleEntry, ModuleGoneError
 from sing_core.module import SingModule
-from sing_core.start import ddim_start, unit_noise_start
-from sing_webui import host, options, presets, prompts, rules, runtime
+from sing_webui import host, options, presets, prompts, rules, runtime, sampler_start
 from sing_webui.failure import SingDiffusionError, fail_request
 from sing_webui.hosts import webui
 
@@ -123,15 +121,10 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
     x0_hat = x0_hat.to(x.device, torch.float32).clone()  # leave inference mode: the host updates tensors in place
     strength = plan.args.strength
 
-    if img2img:
-        # Inside the mask the sampler starts at init + noise·σ0 (DDIM: the same, scaled by √ᾱ0); shifting the noise
-        # by (λ·x̂0 − init)/σ0 makes that λ·x̂0 + σ0·x1 there, and leaves the kept region and mask blending as they were.
-        if math.isfinite(point.sigma):
-            webui.hand_over(p, noise, noise + (p.nmask * (strength * x0_hat - x.float()) / point.sigma).to(noise.dtype))
-    elif point.scaling == "none":
-        webui.hand_over(p, x, ddim_start(x0_hat, x1.float(), point.alpha_cumprod, strength))
-    else:
-        webui.hand_over(p, x, unit_noise_start(x0_hat, x1.float(), point.sigma, point.scaling == "sgm", strength))
+    # img2img: the noise added to the image (x) is what changes; txt2img: the sampler's unit-noise input x.
+    value = sampler_start.start_value(point, img2img, x0_hat, x1, x, p.nmask if img2img else None, strength)
+    if value is not None:
+        webui.hand_over(p, noise if img2img else x, value)
 
     plan.done.add(p.iteration)
     # A new dict: the X/Y/Z plot's cells share one (a shallow copy of p), so an update would leak into later cells.

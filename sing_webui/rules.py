@@ -1,16 +1,13 @@
 """SingDiffusion's own decisions inside a webui, as plain functions of plain values (no webui import).
 
-Which checkpoints a module serves, which text source a request gets, which passes are left alone and where a
-sampler starts: the host modules (sing_webui/hosts/) read the values from the live objects, these decide.
+Which checkpoints a module serves, which text source a request gets, which passes are left alone and which HTTP
+status a failure gives: the host modules (sing_webui/hosts/) read the values from the live objects, these decide.
+Where a sampler starts is sing_webui.sampler_start's.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-
 from sing_core.args import ArgsError
-from sing_core.schedule import sigma_from_alpha_cumprod
 
 SERVED_FAMILIES = ("SD-1.x", "SD-2.x")
 SUPPORTED = "SD-1.x and SD-2.x checkpoints (one 4-channel latent space, the scaled-linear schedule)"
@@ -82,41 +79,3 @@ def pass_skip_reason(is_hr_pass: bool, adetailer_inner: bool, already_started: b
     if already_started:
         return "this batch was already started from the module; a second call for the same sampling is ignored"
     return None
-
-
-@dataclasses.dataclass(frozen=True)
-class FirstPoint:
-    """The sampler's first point: σ0 (VE) for all samplers, plus ᾱ0 and t0 for timestep samplers.
-
-    scaling says what the sampler does to the unit noise it is handed in txt2img: "sigma" multiplies by σ0,
-    "sgm" by √(1 + σ0²) (the SGM noise multiplier option), "none" uses it as x_t0 (timestep samplers).
-    """
-
-    sigma: float
-    scaling: str
-    alpha_cumprod: float | None = None
-    timestep: int | None = None
-
-
-def sigma_first_point(sigmas: Sequence[float], steps: int, t_enc: int | None, sgm_noise_multiplier: bool) -> FirstPoint:
-    """A k-diffusion sampler's start: the first of its sigmas in txt2img, sigmas[steps - t_enc - 1] in img2img
-    (t_enc given), where the webui scales the noise by σ itself and the SGM option does not apply."""
-    if t_enc is None:
-        return FirstPoint(float(sigmas[0]), "sgm" if sgm_noise_multiplier else "sigma")
-    return FirstPoint(float(sigmas[steps - t_enc - 1]), "sigma")
-
-
-def first_timestep(timesteps: Sequence[int], t_enc: int | None, unipc: bool, train_timesteps: int) -> int:
-    """A timestep sampler's start. txt2img: the last of its timesteps (DDIM, PLMS: range(0, 1000, 1000 // steps) +
-    1), but UniPC's NoiseScheduleVP starts at continuous time 1, the last training timestep, whatever the steps.
-    img2img: the webui noises the start to timesteps[t_enc] (its sampler then first calls the model one timestep
-    lower, a quirk of its own); the module's start replaces that construction at its noise level."""
-    if t_enc is not None:
-        return int(timesteps[t_enc])
-    if unipc:
-        return train_timesteps - 1
-    return int(timesteps[-1])
-
-
-def timestep_first_point(alpha_cumprod: float, timestep: int) -> FirstPoint:
-    return FirstPoint(float(sigma_from_alpha_cumprod(alpha_cumprod)), "none", alpha_cumprod, timestep)

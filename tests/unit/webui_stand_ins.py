@@ -1,0 +1,64 @@
+"""Small STAND-INS shaped like the few attributes of the webuis' objects that sing_webui's plain functions read.
+
+Each carries only what those functions read, under the same names and meanings as in AUTOMATIC1111 v1.10.1 and
+Forge at dfdcbab (a processing object's is_hr_pass, iteration, sampler, sampler_name; a k-diffusion sampler's
+get_sigmas(p, steps); a timestep sampler's get_timesteps(p, steps) and func; shared.opts' sgm_noise_multiplier).
+They prove our logic, not the host: what the webui does (which object it passes, when it calls the hook) is proven
+by the live tier (tests/live) only.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+
+class StandInProcessing(SimpleNamespace):
+    """A StableDiffusionProcessing (p) with only the attributes given (plus is_hr_pass False and iteration 0, which
+    every p has): img2img's mask and inpainting_fill, the X/Y/Z plot's p.singdiffusion_<key> are absent unless set."""
+
+    def __init__(self, **attributes: Any):
+        super().__init__(**{"is_hr_pass": False, "iteration": 0, **attributes})
+
+
+class StandInKDiffusionSampler:
+    """A k-diffusion sampler (A1111's KDiffusionSampler, LCM and Forge's DDPM among them) as first_point reads it:
+    get_sigmas(p, steps), the schedule it will run, as a tensor. Records the steps it was asked for."""
+
+    def __init__(self, sigmas: list[float]):
+        self.sigmas = torch.tensor(sigmas)
+        self.asked: list[int] = []
+
+    def get_sigmas(self, _p, steps: int) -> torch.Tensor:
+        self.asked.append(steps)
+        return self.sigmas
+
+
+class StandInTimestepSampler:
+    """A timestep sampler (CompVisSampler: DDIM, DDIM CFG++, PLMS, UniPC) as first_point reads it: get_timesteps(p,
+    steps) and func, the sampling function whose __name__ names it ("ddim", "plms", "unipc", ...)."""
+
+    def __init__(self, timesteps: list[int], func_name: str):
+        self.timesteps = torch.tensor(timesteps)
+        self.asked: list[int] = []
+
+        def func():
+            raise AssertionError("first_point only reads the sampling function's name")
+
+        func.__name__ = func_name
+        self.func = func
+
+    def get_timesteps(self, _p, steps: int) -> torch.Tensor:
+        self.asked.append(steps)
+        return self.timesteps
+
+
+class StandInOtherSampler:
+    """A sampler of neither kind (an extension's own), which first_point must refuse."""
+
+
+def stand_in_opts(sgm_noise_multiplier: bool = False) -> SimpleNamespace:
+    """shared.opts as first_point reads it: sgm_noise_multiplier only."""
+    return SimpleNamespace(sgm_noise_multiplier=sgm_noise_multiplier)
