@@ -78,19 +78,11 @@ def prepare(p, script_args) -> None:
         fail_request(p, SingDiffusionError(rules.failure_message(error), rules.failure_status(error)))
 
 
-def skip_reason(p, plan: Plan) -> str | None:
-    reason = rules.pass_skip_reason(bool(p.is_hr_pass), bool(getattr(p, "_ad_inner", False)), p.iteration in plan.done)
-    if reason is None and isinstance(p, StableDiffusionProcessingImg2Img):
-        reason = rules.img2img_skip_reason(p.denoising_strength, getattr(p, "mask", None) is not None,
-                                           getattr(p, "inpainting_fill", None))
-    return reason
-
-
 def start(p, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
     plan: Plan | None = getattr(p, PLAN_ATTR, None)
     if plan is None:
         return
-    reason = skip_reason(p, plan)
+    reason = rules.skip_reason(p, isinstance(p, StableDiffusionProcessingImg2Img), plan.done)
     if reason is not None:
         if not p.is_hr_pass:  # the hires pass is expected, not worth a line per generation
             plan.say_once(reason)

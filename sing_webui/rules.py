@@ -1,13 +1,18 @@
 """SingDiffusion's own decisions inside a webui, as plain functions of plain values (no webui import).
 
-Which checkpoints a module serves, which text source a request gets, which passes are left alone and which HTTP
-status a failure gives: the host modules (sing_webui/hosts/) read the values from the live objects, these decide.
-Where a sampler starts is sing_webui.sampler_start's.
+Which checkpoints a module serves, which text source a request gets, which passes are left alone, when the
+negative prompt is needed, and which HTTP status a failure gives: the host modules (sing_webui/hosts/) and the hook
+read the values from the live objects, these decide. Where a function takes the webui's `p`, it reads only the
+attributes named in its docstring (tests hand it a stand-in with just those). Where a sampler starts is
+sing_webui.sampler_start's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sing_core.args import ArgsError
+from sing_core.compose import RowWeights, is_plain
 
 SERVED_FAMILIES = ("SD-1.x", "SD-2.x")
 SUPPORTED = "SD-1.x and SD-2.x checkpoints (one 4-channel latent space, the scaled-linear schedule)"
@@ -79,3 +84,28 @@ def pass_skip_reason(is_hr_pass: bool, adetailer_inner: bool, already_started: b
     if already_started:
         return "this batch was already started from the module; a second call for the same sampling is ignored"
     return None
+
+
+def skip_reason(p, img2img: bool, started: Collection[int]) -> str | None:
+    """Why this call of the hook leaves the sampling alone; None to start it from the module. Reads p.is_hr_pass,
+    p._ad_inner (ADetailer), p.iteration (in `started`: the batch iterations already started) and, for img2img
+    only, p.denoising_strength, p.mask and p.inpainting_fill (a txt2img p has a denoising strength too: hires fix's)."""
+    reason = pass_skip_reason(bool(p.is_hr_pass), bool(getattr(p, "_ad_inner", False)), p.iteration in started)
+    if reason is None and img2img:
+        reason = img2img_skip_reason(p.denoising_strength, getattr(p, "mask", None) is not None,
+                                     getattr(p, "inpainting_fill", None))
+    return reason
+
+
+def needs_uncond(row_weights: RowWeights, guidance_scale: float) -> bool:
+    """The module needs the negative prompt under guidance (w > 1) and for AND-weighted sub-prompts."""
+    return guidance_scale > 1.0 or not is_plain(row_weights)
+
+
+def uncond_source(row_weights: RowWeights, guidance_scale: float, host_has_uncond: bool) -> str | None:
+    """Where the host text source's negative rows come from: None (not needed), "host" (the webui's own uc), or
+    "encode" (needed, but the webui computed none: Forge skips the negative prompt at CFG scale 1, so its encoder
+    makes it, as A1111 would have for the request)."""
+    if not needs_uncond(row_weights, guidance_scale):
+        return None
+    return "host" if host_has_uncond else "encode"

@@ -1,10 +1,10 @@
 """Small STAND-INS shaped like the few attributes of the webuis' objects that sing_webui's plain functions read.
 
 Each carries only what those functions read, under the same names and meanings as in AUTOMATIC1111 v1.10.1 and
-Forge at dfdcbab (a processing object's is_hr_pass, iteration, sampler, sampler_name; a k-diffusion sampler's
-get_sigmas(p, steps); a timestep sampler's get_timesteps(p, steps) and func; shared.opts' sgm_noise_multiplier).
-They prove our logic, not the host: what the webui does (which object it passes, when it calls the hook) is proven
-by the live tier (tests/live) only.
+Forge at dfdcbab (a processing object's is_hr_pass, iteration, denoising_strength, mask, inpainting_fill, sampler,
+sampler_name; a k-diffusion sampler's get_sigmas(p, steps); a timestep sampler's get_timesteps(p, steps) and func;
+shared.opts' sgm_noise_multiplier). They prove our logic, not the host: what the webui does (which object it passes,
+when it calls the hook) is proven by the live tier (tests/live) only.
 """
 
 from __future__ import annotations
