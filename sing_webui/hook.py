@@ -14,16 +14,15 @@ import time
 import torch
 from modules.processing import StableDiffusionProcessingImg2Img
 
-from sing_core.args import FIELD_BY_KEY, FIELDS, SingArgs, check_value, infotext_params
+from sing_core.args import SingArgs, infotext_params
 from sing_core.compose import composable_x0
 from sing_core.library import ModuleEntry, ModuleGoneError
 from sing_core.module import SingModule
-from sing_webui import host, options, presets, prompts, rules, runtime, sampler_start
+from sing_webui import host, options, presets, prompts, resolve, rules, runtime, sampler_start
 from sing_webui.failure import SingDiffusionError, fail_request
 from sing_webui.hosts import webui
 
 PLAN_ATTR = "_singdiffusion_plan"
-XYZ_KEYS = tuple(field.key for field in FIELDS if field.xyz)  # the fields an X/Y/Z axis sets on p
 
 
 @dataclasses.dataclass
@@ -49,10 +48,7 @@ class Plan:
 
 def effective_args(p, script_args) -> SingArgs:
     """Script args, then the checkpoint's preset where they follow it, then X/Y/Z values (p.singdiffusion_<key>)."""
-    args = presets.apply(p, SingArgs.from_script_args(script_args))
-    overrides = {key: check_value(FIELD_BY_KEY[key], getattr(p, f"singdiffusion_{key}"), "the X/Y/Z plot")
-                 for key in XYZ_KEYS if hasattr(p, f"singdiffusion_{key}")}
-    return args.replace(**overrides) if overrides else args
+    return resolve.effective_args(script_args, lambda args: presets.apply(p, args), resolve.xyz_values(p))
 
 
 def prepare(p, script_args) -> None:
@@ -71,7 +67,8 @@ def prepare(p, script_args) -> None:
         host.check_fits(p.sd_model, module, f"{entry.name} [{module.short_hash}]")
         text_source = host.resolve_text_source(args.text_source, p.sd_model, module)
         encoder = runtime.get_text_encoder(module, entry.path) if text_source == "module" else None
-        setattr(p, PLAN_ATTR, Plan(args, entry, module, args.guidance_scale or p.cfg_scale, text_source, encoder))
+        guidance_scale = resolve.guidance_scale(args, p.cfg_scale)
+        setattr(p, PLAN_ATTR, Plan(args, entry, module, guidance_scale, text_source, encoder))
     except SingDiffusionError as error:
         fail_request(p, error)
     except Exception as error:  # anything must stop the generation: never silently without the module

@@ -2,13 +2,15 @@
 
 Each carries only what those functions read, under the same names and meanings as in AUTOMATIC1111 v1.10.1 and
 Forge at dfdcbab (a processing object's is_hr_pass, iteration, denoising_strength, mask, inpainting_fill, sampler,
-sampler_name; a k-diffusion sampler's get_sigmas(p, steps); a timestep sampler's get_timesteps(p, steps) and func;
-shared.opts' sgm_noise_multiplier). They prove our logic, not the host: what the webui does (which object it passes,
-when it calls the hook) is proven by the live tier (tests/live) only.
+sampler_name, singdiffusion_<key>; a k-diffusion sampler's get_sigmas(p, steps); a timestep sampler's
+get_timesteps(p, steps) and func; shared.opts' sgm_noise_multiplier; a request's alwayson_scripts; a script runner's
+alwayson_scripts with their title() and args_from). They prove our logic, not the host: what the webui does (which
+object it passes, when it calls the hook, how it pads script args) is proven by the live tier (tests/live) only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
@@ -62,3 +64,28 @@ class StandInOtherSampler:
 def stand_in_opts(sgm_noise_multiplier: bool = False) -> SimpleNamespace:
     """shared.opts as first_point reads it: sgm_noise_multiplier only."""
     return SimpleNamespace(sgm_noise_multiplier=sgm_noise_multiplier)
+
+
+@dataclasses.dataclass
+class StandInRequest:
+    """An API request (StableDiffusionTxt2ImgProcessingAPI and its img2img twin) as read: alwayson_scripts."""
+
+    alwayson_scripts: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass
+class StandInScript:
+    """A loaded script as our_script reads it: title() and args_from (its first index in the script args)."""
+
+    name: str
+    args_from: int
+
+    def title(self) -> str:
+        return self.name
+
+
+@dataclasses.dataclass
+class StandInScriptRunner:
+    """scripts.ScriptRunner as read: alwayson_scripts."""
+
+    alwayson_scripts: list[StandInScript]
