@@ -10,8 +10,8 @@ from webui_stand_ins import StandInProcessing, StandInRequest, StandInScript, St
 
 from sing_core.args import FIELDS, ArgsError, SingArgs
 from sing_core.library import ModuleGoneError, ModuleLibrary, UnknownModuleError
-from sing_core.presets import Preset, apply_preset
-from sing_webui import resolve, rules
+from sing_core.presets import Preset
+from sing_webui import preset_rules, resolve, rules
 
 PANEL_DEFAULTS = SingArgs().as_positional()  # what the webui pads a request's args with: follow_preset on
 PRESET = Preset("tiny-sd1.safetensors [0123456789]", "0123456789",
@@ -20,7 +20,7 @@ PRESET = Preset("tiny-sd1.safetensors [0123456789]", "0123456789",
 
 
 def follow_the_preset(args: SingArgs) -> SingArgs:
-    return apply_preset(args, PRESET, checkpoint_fits=True)[0]
+    return preset_rules.follow(args, PRESET, None)[0]
 
 
 def no_preset(args: SingArgs) -> SingArgs:

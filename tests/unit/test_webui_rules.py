@@ -14,7 +14,7 @@ from sing_webui.sampler_start import UnknownSamplerError
 
 ROOT = Path(__file__).resolve().parents[2]
 # sing_webui's modules that CI imports: the decisions, apart from the glue that needs a webui
-PLAIN_MODULES = ("sing_webui.rules", "sing_webui.sampler_start", "sing_webui.resolve")
+PLAIN_MODULES = ("sing_webui.rules", "sing_webui.sampler_start", "sing_webui.resolve", "sing_webui.preset_rules")
 
 
 def test_the_plain_decisions_import_no_webui():

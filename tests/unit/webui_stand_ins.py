@@ -2,10 +2,11 @@
 
 Each carries only what those functions read, under the same names and meanings as in AUTOMATIC1111 v1.10.1 and
 Forge at dfdcbab (a processing object's is_hr_pass, iteration, denoising_strength, mask, inpainting_fill, sampler,
-sampler_name, singdiffusion_<key>; a k-diffusion sampler's get_sigmas(p, steps); a timestep sampler's
-get_timesteps(p, steps) and func; shared.opts' sgm_noise_multiplier; a request's alwayson_scripts; a script runner's
-alwayson_scripts with their title() and args_from). They prove our logic, not the host: what the webui does (which
-object it passes, when it calls the hook, how it pads script args) is proven by the live tier (tests/live) only.
+sampler_name, sd_model, singdiffusion_<key>; a k-diffusion sampler's get_sigmas(p, steps); a timestep sampler's
+get_timesteps(p, steps) and func; CheckpointInfo's title, shorthash, name, filename; a request's alwayson_scripts; a
+script runner's alwayson_scripts with their title() and args_from). They prove our logic, not the host: what the
+webui does (which object it passes, when it calls the hook, how it pads script args) is proven by the live tier
+(tests/live) only.
 """
 
 from __future__ import annotations
@@ -64,6 +65,27 @@ class StandInOtherSampler:
 def stand_in_opts(sgm_noise_multiplier: bool = False) -> SimpleNamespace:
     """shared.opts as first_point reads it: sgm_noise_multiplier only."""
     return SimpleNamespace(sgm_noise_multiplier=sgm_noise_multiplier)
+
+
+@dataclasses.dataclass
+class StandInCheckpointInfo:
+    """sd_models.CheckpointInfo's title ("name.safetensors [shorthash]", the bare name before the webui hashed the
+    file), shorthash (None until hashed), name and filename."""
+
+    name: str
+    shorthash: str | None = None
+    filename: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name if self.shorthash is None else f"{self.name} [{self.shorthash}]"
+
+
+@dataclasses.dataclass
+class StandInModel:
+    """The loaded model (p.sd_model, sd_models.model_data.sd_model) as presets read it: its sd_checkpoint_info."""
+
+    sd_checkpoint_info: StandInCheckpointInfo | None
 
 
 @dataclasses.dataclass
