@@ -16,7 +16,7 @@ from modules.processing import StableDiffusionProcessingImg2Img
 
 from sing_core.args import SingArgs, infotext_params
 from sing_core.compose import composable_x0
-from sing_core.library import ModuleEntry, ModuleGoneError
+from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
 from sing_webui import host, options, presets, prompts, resolve, rules, runtime, sampler_start
 from sing_webui.failure import SingDiffusionError, fail_request
@@ -60,10 +60,8 @@ def prepare(p, script_args) -> None:
         entry = options.find_module(args.module)
         try:
             module = runtime.get_module(entry)
-        except Exception as error:  # a broken file is the server's state, not the request's
-            if not entry.weights.is_file():  # removed between the lookup and the load
-                raise SingDiffusionError(str(ModuleGoneError(entry))) from error
-            raise SingDiffusionError(str(error), status_code=500) from error
+        except Exception as error:  # removed between the lookup and the load (422), or a broken file (500)
+            raise SingDiffusionError(*rules.load_failure(error, entry)) from error
         host.check_fits(p.sd_model, module, f"{entry.name} [{module.short_hash}]")
         text_source = host.resolve_text_source(args.text_source, p.sd_model, module)
         encoder = runtime.get_text_encoder(module, entry.path) if text_source == "module" else None
@@ -89,7 +87,7 @@ def start(p, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
     except SingDiffusionError as error:
         fail_request(p, error)
     except Exception as error:
-        fail_request(p, SingDiffusionError(f"{plan.label} failed: {type(error).__name__}: {error}", 500))
+        fail_request(p, SingDiffusionError(*rules.sampling_failure(error, plan.label)))
 
 
 def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:

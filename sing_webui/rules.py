@@ -13,6 +13,7 @@ from collections.abc import Collection
 
 from sing_core.args import ArgsError
 from sing_core.compose import RowWeights, is_plain
+from sing_core.library import ModuleEntry, ModuleGoneError
 
 SERVED_FAMILIES = ("SD-1.x", "SD-2.x")
 SUPPORTED = "SD-1.x and SD-2.x checkpoints (one 4-channel latent space, the scaled-linear schedule)"
@@ -59,6 +60,26 @@ def failure_status(error: Exception) -> int:
 def failure_message(error: Exception) -> str:
     """What the user reads: our own messages as they are, anything else with its type."""
     return str(error) if failure_status(error) == 422 else f"{type(error).__name__}: {error}"
+
+
+def load_failure(error: Exception, entry: ModuleEntry) -> tuple[str, int]:
+    """The message and status of a module that would not load: 422 when its file went away since the lookup (the
+    request names a module that is gone), else 500 (a broken file is the server's state, not the request's)."""
+    if not entry.weights.is_file():
+        return str(ModuleGoneError(entry)), 422
+    return str(error), 500
+
+
+def sampling_failure(error: Exception, module_label: str) -> tuple[str, int]:
+    """Once the request passed prepare(), what fails while the module runs is the server's: 500, naming the module."""
+    return f"{module_label} failed: {type(error).__name__}: {error}", 500
+
+
+def route_failure(error: Exception, missing: tuple[type[Exception], ...]) -> tuple[int, str]:
+    """A /singdiffusion/v1 route's refusal: 404 where the URL's name matches nothing (`missing`), 422 for what cannot
+    be done; the detail names SingDiffusion."""
+    status, detail = 404 if isinstance(error, missing) else 422, str(error)
+    return status, detail if "SingDiffusion" in detail else f"SingDiffusion: {detail}"
 
 
 def img2img_skip_reason(denoising_strength: float, has_mask: bool, inpainting_fill: int | None) -> str | None:
