@@ -40,11 +40,11 @@ function singdiffusionCheckpoint() {
     return (typeof opts !== "undefined" && opts.sd_model_checkpoint) || ""; /*global opts*/
 }
 
-// _js of the preset handlers: the last input becomes the title of the checkpoint the page shows.
-function singdiffusionWithCheckpoint() {
-    var args = Array.from(arguments);
-    args[args.length - 1] = singdiffusionCheckpoint();
-    return args;
+// Of the preset handlers' _js (sing_webui/preset_ui.py): given their inputs' values, the last becomes the title of
+// the checkpoint the page shows.
+function singdiffusionWithCheckpoint(inputs) {
+    inputs[inputs.length - 1] = singdiffusionCheckpoint();
+    return inputs;
 }
 
 // The status line beside "save" says what the panel follows; once following is off, it says nothing.
@@ -58,6 +58,9 @@ function singdiffusionLoadPreset(tab) {
 }
 
 function singdiffusionCheckpointShown() {
+    // Not before the page has read its options (200 ms after the page first settles): Gradio 4 drops a click that
+    // comes before it has wired the page's events, and Forge's dropdown has its value before that.
+    if (typeof opts === "undefined" || !Object.keys(opts).length) return;
     var forge = singdiffusionForgeCheckpoint();
     if (forge && document.activeElement === forge) return; // a name being typed into Forge's dropdown, not a choice
     var checkpoint = singdiffusionCheckpoint();

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 from live_hosts import HOST
-from webui_page import choose_checkpoint, open_panel, open_panel_page, panel_id, panel_shows, panel_state, wait_panel
+from webui_page import (
+    choose_checkpoint,
+    open_panel,
+    open_panel_page,
+    panel_id,
+    panel_shows,
+    panel_state,
+    switch_to,
+    wait_panel,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +43,7 @@ def panel_texts(page, tab: str, css: str, attribute: str) -> list[str]:
 @pytest.mark.parametrize("tab", ["txt2img", "img2img"])
 def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, no_presets):
     if tab == "img2img":
-        page.switch_tab("img2img")  # as a user does: the tab's button
+        switch_to(page, "img2img")  # as a user does: the tab's button
     state = panel_state(page, tab)
     assert state["open"] is False
     assert state["enabled"] is False
@@ -97,10 +106,10 @@ def test_the_panel_follows_a_checkpoint_switch(page, webui, host_checkpoint, oth
     # an edit by hand stops following; the next switch leaves the panel as the user set it
     page.click(panel_id("txt2img", "text_source"), "label:nth-of-type(3)")
     wait_panel(page, "txt2img", "after choosing 'host' by hand", follow=False, text_source="host", status="")
-    choose_checkpoint(page, title_of(webui, other.name))
+    chosen = choose_checkpoint(page, title_of(webui, other.name))
     # the page has taken the switch and pressed the hidden "load preset" button for it ...
     page.wait_js("return singdiffusionCheckpoint() === arguments[0] && singdiffusionShownCheckpoint === arguments[0]",
-                 title_of(webui, other.name), what="the switch")
+                 chosen, what="the switch")
     # ... whose answer, with following off, must change nothing: nothing to wait for, so watch the panel a while
     kept = {"enabled": True, "guidance": 3.0, "text_source": "host", "follow": False}
     page.holds(lambda _: panel_shows(panel_state(page, "txt2img"), kept), 2.0, what=f"the panel keeps {kept}")

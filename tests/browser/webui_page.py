@@ -38,8 +38,14 @@ def open_webui(page: GradioPage, url: str, *elem_ids: str, timeout: float = 120.
         page.find(elem_id)
 
 
+def switch_to(page: GradioPage, tab: str) -> None:
+    """Open the webui's main tab `tab` (txt2img, img2img, settings) by its button, as a user does (its label in this
+    webui: live_hosts)."""
+    page.switch_tab(HOST.tab_label(tab))
+
+
 def open_settings_section(page: GradioPage, section: str) -> None:
-    page.switch_tab("Settings")
+    switch_to(page, "settings")
     page.switch_tab(section, tabs="settings")
 
 
@@ -86,8 +92,11 @@ def open_panel(page: GradioPage, tab: str) -> dict:
     return wait_panel(page, tab, "after opening it by its header", enabled=True, open=True)
 
 
-def choose_checkpoint(page: GradioPage, title: str) -> None:
-    """Pick the checkpoint `title` from the page's checkpoint dropdown, as a user does (where it is: live_hosts)."""
+def choose_checkpoint(page: GradioPage, title: str) -> str:
+    """Pick the checkpoint the API titles `title` from the page's checkpoint dropdown, as a user does (where it is
+    and what it calls the checkpoint: live_hosts); what the dropdown calls it."""
     elem_id, inner = HOST.checkpoint_dropdown
+    choice = HOST.checkpoint_choice(title)
     page.click(elem_id, f"{inner} input".strip())
-    page.click(elem_id, f"{inner} ul.options {OPTION}[aria-label={css_string(title)}]".strip())
+    page.click(elem_id, f"{inner} ul.options {OPTION}[aria-label={css_string(choice)}]".strip())
+    return choice

@@ -25,7 +25,7 @@ sys.path.insert(0, str(LIVE_DIR))  # the helpers beside this file (no package: t
 
 from live_hosts import HOST, SKIP_REASON, BuildError  # noqa: E402
 from tiny_sing_module import write_tiny_sing_module  # noqa: E402
-from webui_client import WebuiClient  # noqa: E402
+from webui_client import DEFAULT_GENERATION, WebuiClient  # noqa: E402
 from webui_server import WebuiServer, WebuiStartError  # noqa: E402
 
 EXTENSION_NAME = "sd-webui-singdiffusion"
@@ -103,9 +103,32 @@ def live_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("webui-live")
 
 
+def page_defaults() -> dict:
+    """ui-config.json values giving the page's txt2img and img2img the client's size, steps and sampler
+    (webui_client.DEFAULT_GENERATION), so that Generate pressed in a browser (tests/browser) takes seconds rather
+    than the minutes 512×512 at 20 steps takes on a CPU; both webuis use these keys (Forge also needs the options of
+    HOST.page_default_options)."""
+    values = {}
+    for tab in ("txt2img", "img2img"):
+        sampler = f"customscript/sampler.py/{tab}"  # the sampler's controls are a script's in both webuis
+        values |= {f"{tab}/Width/value": DEFAULT_GENERATION["width"],
+                   f"{tab}/Height/value": DEFAULT_GENERATION["height"],
+                   f"{sampler}/Sampling steps/value": DEFAULT_GENERATION["steps"],
+                   f"{sampler}/Sampling method/value": DEFAULT_GENERATION["sampler_name"]}
+    return values
+
+
 @pytest.fixture(scope="session")
 def data_dir(live_dir) -> Path:
-    return live_dir / "data"
+    """The webui's --data-dir, with the page's defaults of page_defaults() and HOST.page_default_options (the webui
+    adds the rest of ui-config.json and config.json at start)."""
+    data = live_dir / "data"
+    data.mkdir()
+    (data / "ui-config.json").write_text(json.dumps(page_defaults(), indent=4))
+    if HOST.page_default_options:
+        settings = {name: DEFAULT_GENERATION[key] for name, key in HOST.page_default_options}
+        (data / "config.json").write_text(json.dumps(settings, indent=4))
+    return data
 
 
 def checkpoint_cache(name: str, options: dict) -> Path | None:

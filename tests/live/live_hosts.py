@@ -41,9 +41,18 @@ class LiveHost:
     # Give the host (and its builder) a Hugging Face cache of the session's: Forge's transformers would otherwise
     # migrate the user's ~/.cache/huggingface on its first start.
     own_hf_home: bool = False
+    page_needs_allowed_paths: bool = False  # see page_flags
     # Where the page's checkpoint dropdown is: (elem_id, CSS inside it). A1111's is a quicksetting with its own id;
     # Forge's "Checkpoint" has none (class model_selection) and sets the option on the server only.
     checkpoint_dropdown: tuple[str, str] = ("setting_sd_model_checkpoint", "")
+    # Whether that dropdown lists the checkpoints' titles (A1111: "name [hash]" once hashed) or only their names
+    # (Forge: its checkpoint_tiles(), the title without the hash).
+    checkpoint_dropdown_titles: bool = True
+    # Settings (name, key of webui_client.DEFAULT_GENERATION) that give the page's txt2img and img2img their size and
+    # sampler where ui-config.json does not: Forge's "UI defaults 'sd'" options overwrite those fields at each load.
+    page_default_options: tuple[tuple[str, str], ...] = ()
+    # The page's labels of the main tabs the browser tier opens, by the tab's id (Forge capitalises two of them).
+    tab_labels: tuple[tuple[str, str], ...] = (("txt2img", "txt2img"), ("img2img", "img2img"), ("settings", "Settings"))
     # The builder's UNet in diffusers' terms: a module of the host UNet's shape and size (the overhead benchmark).
     unet_as_diffusers: tuple[tuple[str, object], ...] = ()
     # Console lines of a failed start worth another try on a fresh port: Forge's gradio 4 gives uvicorn 5 s to
@@ -78,6 +87,25 @@ class LiveHost:
             found.append(f"{self.python_var}={self.python} does not exist: set {self.python_var} to the webui's "
                          "interpreter")
         return found
+
+    def page_flags(self) -> list[str]:
+        """Flags for the web page to load at all from a --data-dir session. Forge's gradio 4 serves files only from
+        its allowed paths, --data-dir's folder by default: without FORGE_DIR among them its own scripts and styles
+        (file=script.js, javascript/*.js, extensions-builtin/…) answer 403 and the page stays empty. (Extensions
+        are served by their path under the data folder, symlinks unresolved.)"""
+        if not self.page_needs_allowed_paths:
+            return []
+        return ["--gradio-allowed-path", str(self.root)]
+
+    def checkpoint_choice(self, title: str) -> str:
+        """What the page's checkpoint dropdown calls the checkpoint the API titles `title`."""
+        if self.checkpoint_dropdown_titles or not title.endswith("]"):
+            return title
+        return title.rsplit(" [", 1)[0]
+
+    def tab_label(self, tab: str) -> str:
+        """What the page's button of the main tab `tab` (txt2img, img2img, settings) says."""
+        return dict(self.tab_labels)[tab]
 
     def environment(self, session_dir: Path) -> dict[str, str]:
         """Variables the host's processes (server and builders) get on top of the offline ones."""
@@ -155,12 +183,18 @@ FORGE = LiveHost(
               ("modules_forge", "no modules_forge: this is not a Forge checkout"),
               ("repositories/huggingface_guess/huggingface_guess", "repositories/huggingface_guess is not set up")),
     own_hf_home=True,
+    page_needs_allowed_paths=True,
     eight_channel_error="to have 8 channels, but got 9 channels",
     extra_samplers=("DDPM",),
     hires_fields=(("hr_additional_modules", ["Use same choices"]),),
     api_infotext=False,
     options_lists_extensions=False,
     checkpoint_dropdown=("quicksettings", ".model_selection"),
+    checkpoint_dropdown_titles=False,
+    page_default_options=(("sd_t2i_width", "width"), ("sd_t2i_height", "height"), ("sd_i2i_width", "width"),
+                          ("sd_i2i_height", "height"), ("sd_t2i_sampler", "sampler_name"),
+                          ("sd_i2i_sampler", "sampler_name")),
+    tab_labels=(("txt2img", "Txt2img"), ("img2img", "Img2img"), ("settings", "Settings")),
     # model_channels 320, one level of one res block with a transformer, 8 heads, context 768
     unet_as_diffusers=(("block_out_channels", [320]), ("layers_per_block", 1),
                        ("down_block_types", ["CrossAttnDownBlock2D"]), ("up_block_types", ["CrossAttnUpBlock2D"]),

@@ -61,6 +61,7 @@ class WebuiServer:
             str(self.python),
             "launch.py",
             *self.host.launch_flags,
+            *self.host.page_flags(),
             "--port",
             str(self.port),
             "--data-dir",
