@@ -28,15 +28,23 @@
 var singdiffusionTabs = ["txt2img", "img2img"];
 var singdiffusionShownCheckpoint = null;
 
+// Forge's own "Checkpoint" dropdown (class model_selection in the quicksettings) sets the option on the server only:
+// the page's opts keep the checkpoint it loaded with, so there the dropdown says which checkpoint the page shows.
+function singdiffusionForgeCheckpoint() {
+    return gradioApp().querySelector("#quicksettings .model_selection input");
+}
+
 function singdiffusionCheckpoint() {
+    var forge = singdiffusionForgeCheckpoint();
+    if (forge && forge.value) return forge.value;
     return (typeof opts !== "undefined" && opts.sd_model_checkpoint) || ""; /*global opts*/
 }
 
-// _js of the preset handlers: the last input becomes the title of the checkpoint the page shows.
-function singdiffusionWithCheckpoint() {
-    var args = Array.from(arguments);
-    args[args.length - 1] = singdiffusionCheckpoint();
-    return args;
+// Of the preset handlers' _js (sing_webui/preset_ui.py): given their inputs' values, the last becomes the title of
+// the checkpoint the page shows.
+function singdiffusionWithCheckpoint(inputs) {
+    inputs[inputs.length - 1] = singdiffusionCheckpoint();
+    return inputs;
 }
 
 // The status line beside "save" says what the panel follows; once following is off, it says nothing.
@@ -49,12 +57,21 @@ function singdiffusionLoadPreset(tab) {
     if (button) button.click();
 }
 
-onOptionsChanged(function() {
+function singdiffusionCheckpointShown() {
+    // Not before the page has read its options (200 ms after the page first settles): Gradio 4 drops a click that
+    // comes before it has wired the page's events, and Forge's dropdown has its value before that.
+    if (typeof opts === "undefined" || !Object.keys(opts).length) return;
+    var forge = singdiffusionForgeCheckpoint();
+    if (forge && document.activeElement === forge) return; // a name being typed into Forge's dropdown, not a choice
     var checkpoint = singdiffusionCheckpoint();
     if (!checkpoint || checkpoint === singdiffusionShownCheckpoint) return;
+    if (!gradioApp().getElementById("script_txt2img_singdiffusion_load_preset")) return; // the panels come later
     singdiffusionShownCheckpoint = checkpoint;
     singdiffusionTabs.forEach(singdiffusionLoadPreset);
-});
+}
+
+onOptionsChanged(singdiffusionCheckpointShown);
+onUiUpdate(singdiffusionCheckpointShown); // Forge's dropdown changes no option in the page: read it as the page changes
 
 function singdiffusionWatchPanel(tab) {
     var panel = gradioApp().getElementById("script_" + tab + "_singdiffusion_enabled");

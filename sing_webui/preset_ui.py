@@ -2,7 +2,8 @@
 JavaScript (javascript/singdiffusion.js) presses when the checkpoint changes, so that while following the panel
 shows the values a generation will use.
 
-Both get the checkpoint the page shows (opts.sd_model_checkpoint, passed in by _js) and fall back to the loaded one.
+Both get the checkpoint the page shows (opts.sd_model_checkpoint, or Forge's own dropdown; passed in by _js) and fall
+back to the loaded one.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import html
 import gradio as gr
 
 from sing_core.args import PRESET_KEYS
-from sing_webui import options, presets, routes
+from sing_webui import options, preset_rules, presets, routes
 
-# _js for the handlers below: their last input is replaced by the title of the checkpoint the page shows.
-WITH_CHECKPOINT = "singdiffusionWithCheckpoint"
+
+def with_checkpoint(inputs: list) -> str:
+    """_js for a handler below: its last input (a hidden textbox) becomes the title of the checkpoint the page shows.
+    Gradio (3.41 and 4) calls _js with the inputs' values followed by the outputs' and sends what it returns to the
+    server as the inputs, so only the first len(inputs) are handed on."""
+    return f"(...values) => singdiffusionWithCheckpoint(values.slice(0, {len(inputs)}))"
 
 
 def status(text: str, error: bool = False) -> str:
@@ -58,10 +63,9 @@ def load(components: dict):
         info = current_info(title)
         if info is None:
             return [*unchanged, gr.update()]
-        values, line = presets.panel_values(info)
-        if values is None:  # no preset: the panel's own defaults (ui-config.json included), as a generation uses
-            values = {key: components[key].value for key in keys}
-        values["module"] = values["module"] or options.default_module_name()
+        preset_values, line = presets.panel_values(info)
+        values = preset_rules.panel_shows(preset_values, {key: components[key].value for key in keys},
+                                          options.default_module_name)
         return [*(values[key] for key in keys), status(line)]
 
     return handler

@@ -16,16 +16,15 @@ from sing_core.host_family import HostFamilyError
 from sing_core.library import UnknownModuleError
 from sing_core.presets import PresetError
 from sing_core.weights import CheckpointError
-from sing_webui import module_list, presets
+from sing_webui import module_list, options, presets, rules
 
 PREFIX = "/singdiffusion/v1"
 
 
 def http_error(error: Exception, missing: tuple[type[Exception], ...] = (presets.NotFoundError,)) -> HTTPException:
     """404 for the URL's name matching nothing (`missing`), 422 for what cannot be done; the detail says why."""
-    status = 404 if isinstance(error, missing) else 422
-    detail = str(error)
-    return HTTPException(status, detail=detail if "SingDiffusion" in detail else f"SingDiffusion: {detail}")
+    status, detail = rules.route_failure(error, missing)
+    return HTTPException(status, detail=detail)
 
 
 REFUSED = (presets.NotFoundError, UnknownModuleError, ArgsError, PresetError, HostFamilyError, CheckpointError)
@@ -69,6 +68,12 @@ def schema() -> dict[str, Any]:
     return json_schema()
 
 
+def settings() -> dict[str, Any]:
+    """Settings > SingDiffusion as set now. Forge's GET /sdapi/v1/options leaves out every extension's settings
+    (POST /sdapi/v1/options still sets them); this route reads ours in both webuis."""
+    return {key: options.opt(key.removeprefix("singdiffusion_")) for key in options.DEFAULTS}
+
+
 def register(_demo, app: FastAPI) -> None:
     add = app.add_api_route
     add(f"{PREFIX}/modules", list_modules, methods=["GET"], summary="Installed SingDiffusion modules")
@@ -81,3 +86,4 @@ def register(_demo, app: FastAPI) -> None:
     add(f"{PREFIX}/presets/{{checkpoint:path}}", delete_preset, methods=["DELETE"],
         summary="Delete the preset of a checkpoint (title URL-encoded)")
     add(f"{PREFIX}/schema", schema, methods=["GET"], summary="JSON schema of the named (dict) script args")
+    add(f"{PREFIX}/settings", settings, methods=["GET"], summary="Settings > SingDiffusion as set now")

@@ -1,7 +1,9 @@
 """The loaded module and text encoder: where they run, in which dtype, and how long they stay in memory.
 
-Loaded once and kept across generations; reloaded when the chosen file changes on disk or in Settings. Under
---lowvram/--medvram, or with the 'move to CPU' policy, the module sits on the GPU only while it runs.
+Loaded once and kept across generations; reloaded when the chosen file changes on disk or in Settings. Each use
+places them through the webui's own way (sing_webui.hosts.webui): in Forge its memory manager loads them, counts
+them and may evict them; in A1111 they move themselves. With 'move to CPU after use' (or A1111's --lowvram and
+--medvram) they sit on the GPU only while they run; 'unload after use' frees them after each generation.
 """
 
 from __future__ import annotations
@@ -13,57 +15,76 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from modules import devices, lowvram, shared
+from modules import shared
 
 from sing_core.checkpoint import load_module
 from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
 from sing_webui import options
+from sing_webui.hosts import webui
 
 TextEncoder = Callable[[list[str]], torch.Tensor]  # plain prompts -> [N, 77, D]
 
 
 
 class Cache:
-    """One loaded object and the key it was loaded for (file, size, mtime, device, dtype)."""
+    """One loaded object and the key it was loaded for (file, size, mtime, device, dtype); `model_of` gives the
+    torch module inside it, which is handed back to the webui (webui.release) when the object is dropped."""
 
-    def __init__(self):
+    def __init__(self, model_of: Callable[[object], torch.nn.Module]):
         self.lock = threading.Lock()
         self.key: tuple | None = None
         self.value = None
+        self.model_of = model_of
 
     def get(self, key: tuple, load: Callable[[], object]):
         with self.lock:
             if self.key != key:
-                self.key, self.value = None, None  # drop the old weights before reading the new ones
+                self.drop()  # the old weights go before the new ones are read
                 self.value, self.key = load(), key
             return self.value
 
+    def drop(self) -> None:
+        if self.value is not None:
+            webui.release(self.model_of(self.value))
+        self.key, self.value = None, None
+
     def clear(self) -> None:
         with self.lock:
-            self.key, self.value = None, None
+            self.drop()
 
 
-modules_cache = Cache()
-text_cache = Cache()
+class FileTextEncoder:
+    """SD-1.5's CLIP-L from a file: plain prompts -> [N, 77, D], placed like the module for each use."""
+
+    def __init__(self, tokenizer, model: torch.nn.Module):
+        self.tokenizer, self.model = tokenizer, model
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        with on_device(self.model) as model, torch.inference_mode():
+            return model(self.tokenizer(prompts).to(target_device())).clone()
+
+
+modules_cache = Cache(model_of=lambda module: module)
+text_cache = Cache(model_of=lambda encoder: encoder.model)
 
 
 def target_device() -> torch.device:
     if options.opt("device") == "cpu":
         return torch.device("cpu")
-    return devices.get_device_for("singdiffusion")
+    return webui.device()
 
 
 def target_dtype(device: torch.device) -> torch.dtype:
     precision = options.opt("precision")
     if precision == "auto":
-        # CPU kernels for fp16 are slow or missing; the GPU follows the UNet (fp32 under --no-half).
-        return torch.float32 if device.type == "cpu" else devices.dtype_unet
+        # CPU kernels for fp16 are slow or missing; the GPU follows the UNet (fp32 under A1111's --no-half).
+        return torch.float32 if device.type == "cpu" else webui.gpu_dtype()
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 
 
 def offloads() -> bool:
-    return lowvram.is_enabled(shared.sd_model) or options.opt("memory") != "keep on device"
+    return webui.always_offloads() or options.opt("memory") != "keep on device"
 
 
 def get_module(entry: ModuleEntry) -> SingModule:
@@ -73,29 +94,20 @@ def get_module(entry: ModuleEntry) -> SingModule:
 
     def load() -> SingModule:
         started = time.perf_counter()
-        home = torch.device("cpu") if offloads() else device
-        module = load_module(entry.path, device=home, dtype=dtype)
+        module = load_module(entry.path, device="cpu", dtype=dtype)  # each use places it (on_device)
         module.name = entry.name
         print(f"SingDiffusion: loaded {entry.name} [{module.short_hash}] from {entry.path} "
-              f"({dtype}, {home}) in {time.perf_counter() - started:.2f}s")
+              f"({dtype}, runs on {device}) in {time.perf_counter() - started:.2f}s")
         return module
 
     return modules_cache.get((str(entry.weights), entry.stat_key(), str(device), dtype), load)
 
 
 @contextlib.contextmanager
-def on_device(module: SingModule) -> Iterator[SingModule]:
-    """The module on its target device for the duration of the block; back to the CPU afterwards if it offloads."""
-    device = target_device()
-    if lowvram.is_enabled(shared.sd_model):
-        lowvram.send_everything_to_cpu()  # make room, as the webui does before moving one of its own models
-    module.to(device)
-    try:
-        yield module
-    finally:
-        if offloads():
-            module.to("cpu")
-            devices.torch_gc()
+def on_device(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The model on its target device for the duration of the block; off the GPU afterwards if it offloads."""
+    with webui.placed(model, target_device(), offload=offloads()) as placed:
+        yield placed
 
 
 def end_of_job() -> None:
@@ -107,7 +119,7 @@ def end_of_job() -> None:
 def unload() -> None:
     modules_cache.clear()
     text_cache.clear()
-    devices.torch_gc()
+    webui.torch_gc()
 
 
 def get_text_encoder(module: SingModule, module_path: Path) -> TextEncoder:
@@ -119,39 +131,26 @@ def get_text_encoder(module: SingModule, module_path: Path) -> TextEncoder:
     chosen = options.clip_l_path()
     if chosen is None and module_path.is_file() and describe(module_path).has_text_encoder:
         chosen = module_path
-    device = target_device()
-    dtype = target_dtype(device)
     if chosen is None:
         return host_clip_l(ClipTokenizer.find(), module.cross_attention_dim)
+    dtype = target_dtype(target_device())
 
-    def load() -> TextEncoder:
-        tokenizer = ClipTokenizer.find()
-        model = load_text_encoder(chosen, device=device, dtype=dtype, expected_hidden_size=module.cross_attention_dim)
+    def load() -> FileTextEncoder:
+        model = load_text_encoder(chosen, device="cpu", dtype=dtype, expected_hidden_size=module.cross_attention_dim)
+        return FileTextEncoder(ClipTokenizer.find(), model)
 
-        def encode(prompts: list[str]) -> torch.Tensor:
-            with torch.inference_mode():
-                return model(tokenizer(prompts).to(device)).clone()
-
-        return encode
-
-    return text_cache.get((str(chosen), chosen.stat().st_mtime_ns, str(device), dtype), load)
+    return text_cache.get((str(chosen), chosen.stat().st_mtime_ns, str(target_device()), dtype), load)
 
 
 def host_clip_l(tokenizer, width: int) -> TextEncoder:
-    """The loaded SD-1 checkpoint's CLIP-L (a transformers CLIPTextModel inside the webui) on plain token ids:
-    last layer, no emphasis, as the module was trained, whatever CLIP skip the webui uses for its own UNet."""
+    """The loaded SD-1 checkpoint's CLIP-L on plain token ids: last layer, no emphasis, as the module was trained,
+    whatever CLIP skip the webui uses for its own UNet."""
     model = shared.sd_model
-    transformer = getattr(getattr(getattr(model, "cond_stage_model", None), "wrapped", None), "transformer", None)
-    if not getattr(model, "is_sd1", False) or getattr(getattr(transformer, "config", None), "hidden_size", 0) != width:
+    encode_ids = webui.clip_l(model) if webui.text_width(model) == width else None
+    if encode_ids is None:
         raise LookupError(
             f"the 'module' text source needs SD-1.5's CLIP-L text encoder ({width} wide), and the loaded checkpoint "
             "has none to lend: "
             "choose a clip_l.safetensors or an SD-1.x checkpoint in Settings > SingDiffusion > CLIP-L text encoder "
             "file, or use a module file that carries its text encoder")
-
-    def encode(prompts: list[str]) -> torch.Tensor:
-        ids = tokenizer(prompts).to(devices.device)
-        with torch.no_grad():
-            return transformer(input_ids=ids).last_hidden_state
-
-    return encode
+    return lambda prompts: encode_ids(tokenizer(prompts))

@@ -67,9 +67,10 @@ def build(script, is_img2img: bool) -> list:
     components = {"enabled": enabled, "module": module, "guidance_scale": guidance_scale,
                   "text_source": text_source, "follow_preset": follow_preset, "strength": strength}
     values = [components[key] for key in PRESET_KEYS]
-    save.click(fn=preset_ui.save, _js=preset_ui.WITH_CHECKPOINT, inputs=[*values, checkpoint],
+    save_inputs, load_inputs = [*values, checkpoint], [follow_preset, checkpoint]
+    save.click(fn=preset_ui.save, _js=preset_ui.with_checkpoint(save_inputs), inputs=save_inputs,
                outputs=[preset_status, follow_preset])
-    load.click(fn=preset_ui.load(components), _js=preset_ui.WITH_CHECKPOINT, inputs=[follow_preset, checkpoint],
+    load.click(fn=preset_ui.load(components), _js=preset_ui.with_checkpoint(load_inputs), inputs=load_inputs,
                outputs=[*values, preset_status], show_progress=False)
     follow_preset.change(fn=None, _js="singdiffusionFollowStatus", inputs=[follow_preset, preset_status],
                          outputs=[preset_status], show_progress=False)

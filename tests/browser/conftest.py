@@ -1,8 +1,9 @@
 """Browser tier: the live webui (tests/live's fixtures) driven with Selenium in Debian's headless Chromium through
 Debian's chromedriver (gradio_page.py; nothing is downloaded).
 
-Tests marked `browser` are skipped at collection, with the reason shown, where WEBUI_DIR is unset or Chromium or
-chromedriver is missing. SCREENSHOT_DIR (default: the session folder) receives the screenshots; the README's come
+The webui is the live tier's (tests/live/live_hosts.py: AUTOMATIC1111 for WEBUI_DIR, Forge's gradio 4 UI for
+FORGE_DIR). Tests marked `browser` are skipped at collection, with the reason shown, where neither is set or Chromium
+or chromedriver is missing. SCREENSHOT_DIR (default: the session folder) receives the screenshots; the README's come
 from `SCREENSHOT_DIR=docs`.
 """
 
@@ -18,6 +19,7 @@ import pytest
 BROWSER_DIR = Path(__file__).resolve().parent
 LIVE_DIR = BROWSER_DIR.parent / "live"
 sys.path.insert(0, str(BROWSER_DIR))
+sys.path.insert(1, str(LIVE_DIR))  # live_hosts: which webui, and where its page differs
 
 from gradio_page import GradioPage, chromium, missing  # noqa: E402
 from webui_page import open_panel_page  # noqa: E402
@@ -27,15 +29,15 @@ _spec = importlib.util.spec_from_file_location("singdiffusion_live_conftest", LI
 live = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = live  # dataclasses look their module up there
 _spec.loader.exec_module(live)
-for _name in ("webui_install", "live_dir", "data_dir", "build_host_checkpoint", "host_checkpoint", "build_sing_module",
-              "sing_module", "text_sing_module", "extension_link", "probe_link", "webui_server", "webui", "webui_log",
-              "own_webui", "no_presets"):
+for _name in ("webui_install", "live_dir", "data_dir", "build_host_checkpoint", "host_checkpoint", "other_checkpoint",
+              "eight_channel_checkpoint", "build_sing_module", "sing_module", "text_sing_module", "extension_link",
+              "probe_link", "webui_server", "webui", "webui_log", "own_webui", "no_presets"):
     globals()[_name] = getattr(live, _name)
 
 
 def pytest_collection_modifyitems(config, items):
     reason = None
-    if not os.environ.get("WEBUI_DIR"):
+    if live.HOST is None:
         reason = live.SKIP_REASON
     elif missing():
         reason = f"the browser tier needs headless Chromium: {missing()}"

@@ -4,12 +4,21 @@ follow the checkpoint."""
 from __future__ import annotations
 
 import pytest
-from webui_page import open_panel, open_panel_page, panel_id, panel_shows, panel_state, wait_panel
+from live_hosts import HOST
+from webui_page import (
+    choose_checkpoint,
+    open_panel,
+    open_panel_page,
+    panel_id,
+    panel_shows,
+    panel_state,
+    switch_to,
+    wait_panel,
+)
 
 pytestmark = pytest.mark.browser
 
 API = "/singdiffusion/v1"
-CHECKPOINT_DROPDOWN = "setting_sd_model_checkpoint"
 
 
 def title_of(webui, name: str) -> str:
@@ -34,7 +43,7 @@ def panel_texts(page, tab: str, css: str, attribute: str) -> list[str]:
 @pytest.mark.parametrize("tab", ["txt2img", "img2img"])
 def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, no_presets):
     if tab == "img2img":
-        page.switch_tab("img2img")  # as a user does: the tab's button
+        switch_to(page, "img2img")  # as a user does: the tab's button
     state = panel_state(page, tab)
     assert state["open"] is False
     assert state["enabled"] is False
@@ -71,13 +80,13 @@ def test_the_modules_accordion_lists_modules_when_opened(page, sing_module, no_p
                          "return t.includes(arguments[1]) && t", panel_id("txt2img", "modules_table"),
                          sing_module.name, what="the module table")
     row = next(line for line in table.splitlines() if line.startswith(sing_module.name))
-    assert row.split("\t")[2:4] == ["4", "32"]  # latent channels, cross-attention width
+    assert row.split("\t")[2:4] == ["4", str(HOST.text_width)]  # latent channels, cross-attention width
     page.screenshot("panel-modules.png", panel_id("txt2img"))
 
 
-def test_the_panel_follows_a_checkpoint_switch(page, webui, host_checkpoint, build_host_checkpoint, sing_module,
+def test_the_panel_follows_a_checkpoint_switch(page, webui, host_checkpoint, other_checkpoint, sing_module,
                                                no_presets):
-    other = build_host_checkpoint("tiny-sd1-t48", seed=2, text_width=48)
+    other = other_checkpoint
     webui.refresh_checkpoints()
     webui.request("PUT", f"{API}/presets/{host_checkpoint.name}",
                   {"enabled": True, "module": sing_module.name, "guidance_scale": 3.0})
@@ -86,27 +95,28 @@ def test_the_panel_follows_a_checkpoint_switch(page, webui, host_checkpoint, bui
     open_panel_page(page, page.driver.current_url)  # reload: the page picks up the checkpoint list and presets
     wait_panel(page, "txt2img", "on load", enabled=True, open=True, guidance=3.0, follow=True, status="Following")
 
-    page.choose(CHECKPOINT_DROPDOWN, title_of(webui, other.name))
+    choose_checkpoint(page, title_of(webui, other.name))
     for tab in ("txt2img", "img2img"):
         state = wait_panel(page, tab, "after switching checkpoint", enabled=False, guidance=1.5, text_source="module")
         assert state["follow"] is True
         assert other.name in state["status"]
-    page.choose(CHECKPOINT_DROPDOWN, title_of(webui, host_checkpoint.name))
+    choose_checkpoint(page, title_of(webui, host_checkpoint.name))
     wait_panel(page, "txt2img", "after switching back", enabled=True, guidance=3.0, text_source="auto")
 
     # an edit by hand stops following; the next switch leaves the panel as the user set it
     page.click(panel_id("txt2img", "text_source"), "label:nth-of-type(3)")
     wait_panel(page, "txt2img", "after choosing 'host' by hand", follow=False, text_source="host", status="")
-    page.choose(CHECKPOINT_DROPDOWN, title_of(webui, other.name))
+    chosen = choose_checkpoint(page, title_of(webui, other.name))
     # the page has taken the switch and pressed the hidden "load preset" button for it ...
-    page.wait_js("return opts.sd_model_checkpoint === arguments[0] && singdiffusionShownCheckpoint === arguments[0]",
-                 title_of(webui, other.name), what="the switch")
+    page.wait_js("return singdiffusionCheckpoint() === arguments[0] && singdiffusionShownCheckpoint === arguments[0]",
+                 chosen, what="the switch")
     # ... whose answer, with following off, must change nothing: nothing to wait for, so watch the panel a while
     kept = {"enabled": True, "guidance": 3.0, "text_source": "host", "follow": False}
     page.holds(lambda _: panel_shows(panel_state(page, "txt2img"), kept), 2.0, what=f"the panel keeps {kept}")
 
 
-def test_saving_a_preset_from_the_panel(page, webui, host_checkpoint, build_host_checkpoint, sing_module, no_presets):
+def test_saving_a_preset_from_the_panel(page, webui, host_checkpoint, eight_channel_checkpoint, sing_module,
+                                       no_presets):
     open_panel(page, "txt2img")
     page.click(panel_id("txt2img", "text_source"), "label:nth-of-type(2)")
     page.click(panel_id("txt2img", "save_preset"))
@@ -114,10 +124,10 @@ def test_saving_a_preset_from_the_panel(page, webui, host_checkpoint, build_host
     saved = webui.get(f"{API}/presets")["presets"][title_of(webui, host_checkpoint.name)]
     assert (saved["enabled"], saved["module"], saved["text_source"]) == (True, sing_module.name, "module")
 
-    odd = build_host_checkpoint("tiny-sd1-c8", seed=1, latent_channels=8)
+    odd = eight_channel_checkpoint
     webui.refresh_checkpoints()
     open_panel_page(page, page.driver.current_url)
-    page.choose(CHECKPOINT_DROPDOWN, title_of(webui, odd.name))
+    choose_checkpoint(page, title_of(webui, odd.name))
     wait_panel(page, "txt2img", "on the 8-channel checkpoint", status="No preset")
     open_panel(page, "txt2img")
     page.click(panel_id("txt2img", "save_preset"))

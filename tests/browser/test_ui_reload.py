@@ -6,7 +6,7 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
-from webui_page import open_panel_page, wait_panel
+from webui_page import open_panel_page, switch_to, wait_panel
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ def test_reload_ui_registers_everything_once(page, webui, webui_server, host_che
         return webui_server.log_text().count(line)
 
     restarts, starts = count(RESTARTING), count(STARTED)
-    page.switch_tab("Settings")
+    switch_to(page, "settings")
     page.click("settings_restart_gradio")  # the user's "Reload UI"
     page.wait(lambda _: count(RESTARTING) > restarts, what="the webui to take the restart")
     # The page now pings the server every 0.5 s to reload itself once it is back; A1111 v1.10.1 dies if a request

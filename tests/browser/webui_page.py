@@ -6,7 +6,8 @@ Gradio-level lookups, waits, tabs, dropdowns and screenshots are GradioPage's (g
 
 from __future__ import annotations
 
-from gradio_page import GradioPage
+from gradio_page import OPTION, GradioPage, css_string
+from live_hosts import HOST
 from selenium.common.exceptions import TimeoutException
 
 TABS = ("txt2img", "img2img")
@@ -37,8 +38,14 @@ def open_webui(page: GradioPage, url: str, *elem_ids: str, timeout: float = 120.
         page.find(elem_id)
 
 
+def switch_to(page: GradioPage, tab: str) -> None:
+    """Open the webui's main tab `tab` (txt2img, img2img, settings) by its button, as a user does (its label in this
+    webui: live_hosts)."""
+    page.switch_tab(HOST.tab_label(tab))
+
+
 def open_settings_section(page: GradioPage, section: str) -> None:
-    page.switch_tab("Settings")
+    switch_to(page, "settings")
     page.switch_tab(section, tabs="settings")
 
 
@@ -83,3 +90,13 @@ def open_panel(page: GradioPage, tab: str) -> dict:
     """Open the panel by its header, as a user does (which switches SingDiffusion on); its state once shown."""
     page.click(panel_id(tab), ".label-wrap")
     return wait_panel(page, tab, "after opening it by its header", enabled=True, open=True)
+
+
+def choose_checkpoint(page: GradioPage, title: str) -> str:
+    """Pick the checkpoint the API titles `title` from the page's checkpoint dropdown, as a user does (where it is
+    and what it calls the checkpoint: live_hosts); what the dropdown calls it."""
+    elem_id, inner = HOST.checkpoint_dropdown
+    choice = HOST.checkpoint_choice(title)
+    page.click(elem_id, f"{inner} input".strip())
+    page.click(elem_id, f"{inner} ul.options {OPTION}[aria-label={css_string(choice)}]".strip())
+    return choice

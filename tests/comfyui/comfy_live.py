@@ -16,6 +16,7 @@ class ComfyServer(WebuiServer):
 
     ready_markers: tuple[str, ...] = ("To see the GUI go to",)
     ping_path: str = "/system_stats"
+    host: None = None  # not one of the webuis of tests/live/live_hosts.py
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
     def command(self) -> list[str]:

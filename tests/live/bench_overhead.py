@@ -1,9 +1,11 @@
 """Benchmark (not a test): what SingDiffusion costs inside a real webui, measured side by side in one run.
 
     WEBUI_DIR=/work/webui WEBUI_PYTHON=/work/webui/venv/bin/python python tests/live/bench_overhead.py [--rounds 30]
+    FORGE_DIR=/work/forge FORGE_PYTHON=/work/forge/venv/bin/python python tests/live/bench_overhead.py [...]
 
-Two servers run at once on 127.0.0.1: A with the extension, B without it, the same tiny SD-1 checkpoint, and a
-module of the same shape as the host UNet (so the module costs about one host step). Requests alternate
+The webui is chosen as for the live tier (live_hosts.py). Two servers run at once on 127.0.0.1: A with the
+extension, B without it, the same tiny SD-1 checkpoint (the host's builder), and a module of the same shape as the
+host UNet (so the module costs about one host step). Requests alternate
 B-absent, A-off, A-on each round; the medians give
   - present but off / absent  (goal 1.00 ± 0.03: an installed extension that is off costs nothing)
   - (t_on − t_off) / (t_off / steps)  (goal ≤ 1.2: the module costs about one host step, warm)
@@ -14,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,36 +28,32 @@ import torch
 LIVE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(LIVE_DIR))
 
+from live_hosts import HOST, SKIP_REASON  # noqa: E402
 from tiny_sing_module import build_unet  # noqa: E402
 from webui_client import WebuiClient  # noqa: E402
 from webui_server import WebuiServer  # noqa: E402
 
-# The tiny host UNet (model_channels 32, channel_mult [1, 2], one res block, attention at ×2, 2 heads, context 32)
-# in diffusers' terms: the module has the host's shape and size.
-HOST_SHAPED_MODULE = {
-    "_class_name": "UNet2DConditionModel", "sample_size": 32, "in_channels": 4, "out_channels": 4,
-    "block_out_channels": [32, 64], "layers_per_block": 1,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"], "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
-    "cross_attention_dim": 32, "attention_head_dim": 2, "norm_num_groups": 32,
-}  # fmt: skip
+
+def host_shaped_module() -> dict:
+    """The host's tiny UNet in diffusers' terms: the module has the host UNet's shape and size."""
+    return {"_class_name": "UNet2DConditionModel", "sample_size": 32, "in_channels": 4, "out_channels": 4,
+            **dict(HOST.unet_as_diffusers)}
 
 
-def build_checkpoint(webui_dir: Path, python: Path, out_dir: Path) -> Path:
-    done = subprocess.run(
-        [str(python), str(LIVE_DIR / "tiny_host_checkpoint.py"), "--webui-dir", str(webui_dir),
-         "--out-dir", str(out_dir), "--name", "bench-sd1"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return Path(json.loads(done.stdout.strip().splitlines()[-1])["checkpoint"])
+def build_checkpoint(out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True)
+    report = HOST.build(out_dir, "bench-sd1", out_dir.parent, seed=0, latent_channels=4, text_width=HOST.text_width)
+    return Path(report["checkpoint"])
 
 
 def write_module(folder: Path) -> int:
     torch.manual_seed(0)
-    unet = build_unet(HOST_SHAPED_MODULE)
+    config = host_shaped_module()
+    unet = build_unet(config)
     with torch.no_grad():
         unet.conv_out.reset_parameters()
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps(HOST_SHAPED_MODULE))
+    (folder / "config.json").write_text(json.dumps(config))
     torch.save(unet.state_dict(), folder / "diffusion_pytorch_model.bin")
     return sum(p.numel() for p in unet.parameters())
 
@@ -73,13 +69,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--start-timeout", type=float, default=600)
     args = parser.parse_args(argv)
-    webui_dir = Path(os.environ["WEBUI_DIR"])
-    python = Path(os.environ.get("WEBUI_PYTHON") or webui_dir / "venv/bin/python")
+    if HOST is None:
+        parser.error(SKIP_REASON)
+    webui_dir, python = HOST.root, HOST.python
 
     with tempfile.TemporaryDirectory(prefix="sing-bench-") as tmp:
         root = Path(tmp)
-        checkpoint = build_checkpoint(webui_dir, python, root / "a/models/Stable-diffusion")
+        checkpoint = build_checkpoint(root / "a/models/Stable-diffusion")
         b_models = root / "b/models/Stable-diffusion"
         b_models.mkdir(parents=True)
         for file in checkpoint.parent.iterdir():
@@ -93,7 +91,7 @@ def main(argv: list[str]) -> int:
                                      log_path=root / f"{name}.log") for name in ("a", "b")}  # fmt: skip
         try:
             for server in servers.values():
-                server.start(300)
+                server.start(args.start_timeout)
             a, b = WebuiClient(servers["a"].url), WebuiClient(servers["b"].url)
             a.set_options(singdiffusion_timings=True)  # the console then gives the module's own time per use
             payload = {"prompt": "a cube", "seed": 7, "steps": args.steps, "width": args.size, "height": args.size,
@@ -120,8 +118,8 @@ def main(argv: list[str]) -> int:
     # Requests of one round ran back to back, so a paired ratio cancels the machine's drift between rounds.
     paired = sorted(off / absent for off, absent in zip(times["off"], times["absent"], strict=True))
     quartiles = statistics.quantiles(paired, n=4)
-    print(f"txt2img {args.size}×{args.size}, {args.steps} steps, Euler, CFG 7, {args.rounds} alternating rounds; "
-          f"module {module_params / 1e6:.2f} M parameters (host-shaped)")
+    print(f"{HOST.title}: txt2img {args.size}×{args.size}, {args.steps} steps, Euler, CFG 7, {args.rounds} alternating "
+          f"rounds; module {module_params / 1e6:.2f} M parameters (host-shaped)")
     for key in ("absent", "off", "on"):
         print(f"  {key:>6}: median {median[key] * 1000:8.1f} ms  (min {min(times[key]) * 1000:.1f})")
     print(f"present but off / absent: median of paired rounds {statistics.median(paired):.3f} "

@@ -1,14 +1,16 @@
-"""Live tier: drives a real AUTOMATIC1111 v1.10.1 given by WEBUI_DIR (see tests/live/README.md).
+"""Live tier: drives a real webui, AUTOMATIC1111 v1.10.1 given by WEBUI_DIR or Forge given by FORGE_DIR (which one,
+and what differs between them: live_hosts.py; see tests/live/README.md).
 
-Tests marked `live` are skipped at collection, with the reason shown, where WEBUI_DIR is unset.
+Tests marked `live` are skipped at collection, with the reason shown, where neither is set.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import subprocess
+import shutil
 import sys
 import time
 import urllib.parse
@@ -21,24 +23,26 @@ LIVE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = LIVE_DIR.parents[1]
 sys.path.insert(0, str(LIVE_DIR))  # the helpers beside this file (no package: the tests dirs have no __init__)
 
+from live_hosts import HOST, SKIP_REASON, BuildError  # noqa: E402
 from tiny_sing_module import write_tiny_sing_module  # noqa: E402
-from webui_client import WebuiClient  # noqa: E402
+from webui_client import DEFAULT_GENERATION, WebuiClient  # noqa: E402
 from webui_server import WebuiServer, WebuiStartError  # noqa: E402
 
 EXTENSION_NAME = "sd-webui-singdiffusion"
 CHECKPOINT_NAME = "tiny-sd1"
 MODULE_NAME = "tiny-sing"
 TEXT_MODULE_NAME = "tiny-sing-text"
-SKIP_REASON = (
-    "WEBUI_DIR is not set: the live tier drives a real AUTOMATIC1111 v1.10.1 checkout "
-    "(WEBUI_DIR=/path/to/webui, WEBUI_PYTHON defaults to WEBUI_DIR/venv/bin/python); see tests/live/README.md"
-)
-START_TIMEOUT = float(os.environ.get("WEBUI_START_TIMEOUT", "240"))
-BUILD_TIMEOUT = 600
+START_TIMEOUT = float(os.environ.get("WEBUI_START_TIMEOUT", "240" if HOST is None or HOST.key == "a1111" else "600"))
+
+
+def pytest_report_header(config):
+    if HOST is None:
+        return f"live tier: skipped ({SKIP_REASON})"
+    return f"live tier: {HOST.title} at {HOST.root} ({HOST.dir_var}; LIVE_HOST=a1111|forge chooses when both are set)"
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("WEBUI_DIR"):
+    if HOST is not None:
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
@@ -48,14 +52,14 @@ def pytest_collection_modifyitems(config, items):
 
 @dataclass(frozen=True)
 class WebuiInstall:
-    root: Path  # WEBUI_DIR
-    python: Path  # WEBUI_PYTHON
+    root: Path  # WEBUI_DIR or FORGE_DIR
+    python: Path  # WEBUI_PYTHON or FORGE_PYTHON
 
 
 @dataclass(frozen=True)
 class HostCheckpoint:
     name: str  # the file stem: what /sdapi/v1/sd-models calls model_name and use_checkpoint() takes
-    path: Path  # <data-dir>/models/Stable-diffusion/<name>.safetensors, with <name>.yaml beside it
+    path: Path  # <data-dir>/models/Stable-diffusion/<name>.safetensors (A1111: with <name>.yaml beside it)
     report: dict  # the builder's JSON report: latent_channels, text_width, measured brightness response, …
 
 
@@ -87,18 +91,10 @@ class LogWatch:
 
 @pytest.fixture(scope="session")
 def webui_install() -> WebuiInstall:
-    root = Path(os.environ["WEBUI_DIR"]).expanduser().resolve()
-    python = Path(os.environ.get("WEBUI_PYTHON") or root / "venv" / "bin" / "python").expanduser()
-    problems = []
-    if not (root / "launch.py").is_file():
-        problems.append(f"WEBUI_DIR={root} has no launch.py: point it at an AUTOMATIC1111 v1.10.1 checkout")
-    if not (root / "repositories" / "stable-diffusion-stability-ai" / "ldm").is_dir():
-        problems.append(f"{root}/repositories/stable-diffusion-stability-ai/ldm is missing: set up its repositories")
-    if not python.is_file():
-        problems.append(f"WEBUI_PYTHON={python} does not exist: set WEBUI_PYTHON to the webui's interpreter")
+    problems = HOST.problems()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
-    return WebuiInstall(root, python)
+    return WebuiInstall(HOST.root, HOST.python)
 
 
 @pytest.fixture(scope="session")
@@ -107,36 +103,83 @@ def live_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("webui-live")
 
 
+def page_defaults() -> dict:
+    """ui-config.json values giving the page's txt2img and img2img the client's size, steps and sampler
+    (webui_client.DEFAULT_GENERATION), so that Generate pressed in a browser (tests/browser) takes seconds rather
+    than the minutes 512×512 at 20 steps takes on a CPU; both webuis use these keys (Forge also needs the options of
+    HOST.page_default_options)."""
+    values = {}
+    for tab in ("txt2img", "img2img"):
+        sampler = f"customscript/sampler.py/{tab}"  # the sampler's controls are a script's in both webuis
+        values |= {f"{tab}/Width/value": DEFAULT_GENERATION["width"],
+                   f"{tab}/Height/value": DEFAULT_GENERATION["height"],
+                   f"{sampler}/Sampling steps/value": DEFAULT_GENERATION["steps"],
+                   f"{sampler}/Sampling method/value": DEFAULT_GENERATION["sampler_name"]}
+    return values
+
+
 @pytest.fixture(scope="session")
 def data_dir(live_dir) -> Path:
-    return live_dir / "data"
+    """The webui's --data-dir, with the page's defaults of page_defaults() and HOST.page_default_options (the webui
+    adds the rest of ui-config.json and config.json at start)."""
+    data = live_dir / "data"
+    data.mkdir()
+    (data / "ui-config.json").write_text(json.dumps(page_defaults(), indent=4))
+    if HOST.page_default_options:
+        settings = {name: DEFAULT_GENERATION[key] for name, key in HOST.page_default_options}
+        (data / "config.json").write_text(json.dumps(settings, indent=4))
+    return data
+
+
+def checkpoint_cache(name: str, options: dict) -> Path | None:
+    """With LIVE_CHECKPOINT_CACHE set, the folder a checkpoint is built in once and reused from by later sessions,
+    keyed by the host, the builders' source and the build's options (a Forge checkpoint takes minutes here)."""
+    root = os.environ.get("LIVE_CHECKPOINT_CACHE")
+    if not root:
+        return None
+    digest = hashlib.sha256(json.dumps([HOST.key, str(HOST.root), name, options]).encode())
+    for source in sorted(LIVE_DIR.glob("*_checkpoint.py")):
+        digest.update(source.read_bytes())
+    folder = Path(root).expanduser() / f"{HOST.key}-{name}-{digest.hexdigest()[:12]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def build_host_checkpoint(webui_install, data_dir, live_dir):
-    """Factory: build(name, seed=0, latent_channels=4, text_width=32) -> HostCheckpoint, once per name.
+    """Factory: build(name, seed=0, latent_channels=4, text_width=HOST.text_width, family="sd15") -> HostCheckpoint,
+    once per name (the host's builder: tiny_host_checkpoint.py or forge_host_checkpoint.py).
 
     The file lands in the webui's checkpoint folder; a running webui sees it after client.refresh_checkpoints().
     """
     built: dict[str, HostCheckpoint] = {}
 
-    def build(name: str, *, seed: int = 0, latent_channels: int = 4, text_width: int = 32) -> HostCheckpoint:
+    def build(name: str, *, seed: int = 0, latent_channels: int = 4, text_width: int | None = None,
+              family: str = "sd15") -> HostCheckpoint:
         if name in built:
             return built[name]
         out_dir = data_dir / "models" / "Stable-diffusion"
-        command = [
-            str(webui_install.python), str(LIVE_DIR / "tiny_host_checkpoint.py"),
-            "--webui-dir", str(webui_install.root), "--out-dir", str(out_dir), "--name", name,
-            "--seed", str(seed), "--latent-channels", str(latent_channels), "--text-width", str(text_width),
-        ]  # fmt: skip
-        log = live_dir / f"{name}.build.log"
-        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
-        log.write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-            pytest.fail(f"building checkpoint {name} failed (exit {done.returncode}); full output in {log}:\n{tail}")
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        built[name] = HostCheckpoint(name, Path(report["checkpoint"]), report)
+        options = {"seed": seed, "latent_channels": latent_channels, "text_width": text_width or HOST.text_width,
+                   "family": family}
+        cache = checkpoint_cache(name, options)
+        build_dir = out_dir if cache is None else cache
+        if cache is None or not (cache / "report.json").is_file():
+            try:
+                report = HOST.build(build_dir, name, live_dir, **options)
+            except BuildError as error:
+                pytest.fail(str(error), pytrace=False)
+            if cache is not None:
+                (cache / "report.json").write_text(json.dumps(report))
+        if cache is not None:  # hard links: the webui must see the files inside its models folder
+            report = json.loads((cache / "report.json").read_text())
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for item in cache.glob(f"{name}*"):
+                target = out_dir / item.name
+                if item.is_dir():
+                    shutil.copytree(item, target, copy_function=os.link)
+                else:
+                    os.link(item, target)
+        built[name] = HostCheckpoint(name, out_dir / f"{name}.safetensors", report)
         return built[name]
 
     return build
@@ -144,18 +187,35 @@ def build_host_checkpoint(webui_install, data_dir, live_dir):
 
 @pytest.fixture(scope="session")
 def host_checkpoint(build_host_checkpoint) -> HostCheckpoint:
-    """The tiny SD-1 checkpoint the webui starts with (4 latent channels, text width 32)."""
+    """The tiny SD-1 checkpoint the webui starts with (4 latent channels, text width HOST.text_width: 32 in A1111,
+    768 in Forge, which recognises SD-1.5 by it)."""
     return build_host_checkpoint(CHECKPOINT_NAME)
 
 
 @pytest.fixture(scope="session")
+def other_checkpoint(build_host_checkpoint) -> HostCheckpoint:
+    """A second SD-1 checkpoint: another seed, and in A1111 another text width (48) too, so that its text encoder
+    cannot stand in for the modules' (Forge loads SD-1.5 only with its 768-wide one)."""
+    return build_host_checkpoint("tiny-sd1-t48" if HOST.key == "a1111" else "tiny-sd1-other", seed=2,
+                                 text_width=48 if HOST.key == "a1111" else None)
+
+
+@pytest.fixture(scope="session")
+def eight_channel_checkpoint(build_host_checkpoint) -> HostCheckpoint:
+    """An SD-1 checkpoint whose UNet has 8 latent channels: it loads, but no 4-channel module fits it."""
+    return build_host_checkpoint("tiny-sd1-c8", seed=1, latent_channels=8)
+
+
+@pytest.fixture(scope="session")
 def build_sing_module(data_dir):
-    """Factory: build(name, seed=0, mean_offset=1.0, cross_attention_dim=32, latent_channels=4) -> SingModule."""
+    """Factory: build(name, seed=0, mean_offset=1.0, cross_attention_dim=HOST.text_width, latent_channels=4)
+    -> SingModule."""
     built: dict[str, SingModule] = {}
 
     def build(name: str, **options) -> SingModule:
         if name not in built:
             folder = data_dir / "models" / "SingDiffusion" / name
+            options.setdefault("cross_attention_dim", HOST.text_width)
             built[name] = SingModule(name, folder, write_tiny_sing_module(folder, **options))
         return built[name]
 
@@ -164,7 +224,7 @@ def build_sing_module(data_dir):
 
 @pytest.fixture(scope="session")
 def sing_module(build_sing_module) -> SingModule:
-    """A tiny module matching host_checkpoint (4 channels, cross-attention 32) whose x̂0 has latent mean ≈ +1."""
+    """A tiny module matching host_checkpoint (4 channels, its text width) whose x̂0 has latent mean ≈ +1."""
     return build_sing_module(MODULE_NAME)
 
 

@@ -8,6 +8,7 @@ import urllib.parse
 
 import numpy as np
 import pytest
+from live_hosts import HOST
 from webui_client import WebuiApiError
 
 pytestmark = pytest.mark.live
@@ -28,11 +29,11 @@ def infotext(generation) -> str:
     return generation.info["infotexts"][0]
 
 
-def test_without_a_preset_a_request_without_args_is_bit_identical_to_off(webui, host_checkpoint, build_host_checkpoint,
+def test_without_a_preset_a_request_without_args_is_bit_identical_to_off(webui, host_checkpoint, other_checkpoint,
                                                                          no_presets):
     off = webui.txt2img(**BASE, **sing(False))
     assert np.array_equal(webui.txt2img(**BASE).image, off.image)
-    other = build_host_checkpoint("tiny-sd1-t48", seed=2, text_width=48)
+    other = other_checkpoint
     webui.refresh_checkpoints()
     put(webui, other.name, enabled=True, module="tiny-sing", guidance_scale=3.0)  # another checkpoint's preset
     absent = webui.txt2img(**BASE)
@@ -66,9 +67,9 @@ def test_a_disabled_preset_turns_it_off_for_requests_without_args(webui, host_ch
     assert "SingDiffusion guidance: 3," in infotext(webui.txt2img(**BASE, **sing(True, sing_module.name, 3.0)))
 
 
-def test_presets_follow_the_checkpoint_across_switches(webui, host_checkpoint, build_host_checkpoint, sing_module,
+def test_presets_follow_the_checkpoint_across_switches(webui, host_checkpoint, other_checkpoint, sing_module,
                                                        no_presets):
-    other = build_host_checkpoint("tiny-sd1-t48", seed=2, text_width=48)
+    other = other_checkpoint
     webui.refresh_checkpoints()
     put(webui, host_checkpoint.name, enabled=True, module=sing_module.name, guidance_scale=3.0)
     put(webui, other.name, enabled=False, guidance_scale=1.0)
@@ -82,9 +83,9 @@ def test_presets_follow_the_checkpoint_across_switches(webui, host_checkpoint, b
 
 
 def test_a_preset_never_enables_the_module_on_a_checkpoint_it_cannot_serve(webui, host_checkpoint, data_dir,
-                                                                          build_host_checkpoint, sing_module,
+                                                                          eight_channel_checkpoint, sing_module,
                                                                           webui_log, no_presets):
-    odd = build_host_checkpoint("tiny-sd1-c8", seed=1, latent_channels=8)
+    odd = eight_channel_checkpoint
     webui.refresh_checkpoints()
     with pytest.raises(WebuiApiError) as refused:
         put(webui, odd.name, enabled=True, module=sing_module.name)
@@ -105,7 +106,7 @@ def test_a_preset_never_enables_the_module_on_a_checkpoint_it_cannot_serve(webui
     # The webui's own failure on this checkpoint (every SD-1 noise has 4 channels), not SingDiffusion's refusal:
     # the module was not enabled.
     assert failure.value.status == 500
-    assert "to have 8 channels, but got 4 channels" in failure.value.body["errors"]
+    assert HOST.eight_channel_error in str(failure.value.body), failure.value.body
     log = webui_log.wait_for("cannot use it: ignored")
     assert f"the preset for {title} enables SingDiffusion" in log
     assert "uses 8-channel latents" in log

@@ -8,6 +8,7 @@ import shutil
 import urllib.parse
 
 import pytest
+from live_hosts import HOST
 from tiny_sing_module import write_tiny_sing_module
 from webui_client import WebuiApiError, WebuiClient
 
@@ -42,7 +43,7 @@ def no_presets(webui):
 def test_modules_lists_name_hash_widths_path_and_size(webui, sing_module):
     row = modules_by_name(webui.get(f"{API}/modules"))[sing_module.name]
     assert re.fullmatch(r"[0-9a-f]{10}", row["hash"])
-    assert (row["latent_channels"], row["cross_attention_dim"]) == (4, 32)
+    assert (row["latent_channels"], row["cross_attention_dim"]) == (4, HOST.text_width)
     assert (row["path"], row["folder"]) == ("tiny-sing", "models/SingDiffusion")
     weights = sing_module.folder / "diffusion_pytorch_model.bin"
     assert row["size_bytes"] == weights.stat().st_size + (sing_module.folder / "config.json").stat().st_size
@@ -64,8 +65,9 @@ def test_the_singdiffusion_dir_flag_adds_a_module_folder(own_webui, sing_module,
     """A webui of its own (the session's runs without the flag): modules from --singdiffusion-dir are listed, found
     by refresh, and used."""
     extra = live_dir / "extra-modules"
-    write_tiny_sing_module(extra / "extra-one", seed=3)
-    write_tiny_sing_module(extra / sing_module.name, seed=4)  # same name: the models folder wins
+    width = HOST.text_width
+    write_tiny_sing_module(extra / "extra-one", seed=3, cross_attention_dim=width)
+    write_tiny_sing_module(extra / sing_module.name, seed=4, cross_attention_dim=width)  # the models folder wins
 
     def put_the_module_in(data):
         shutil.copytree(sing_module.folder, data / "models" / "SingDiffusion" / sing_module.name)
@@ -75,7 +77,7 @@ def test_the_singdiffusion_dir_flag_adds_a_module_folder(own_webui, sing_module,
         rows = modules_by_name(client.get(f"{API}/modules"))
         assert (rows["extra-one"]["folder"], rows["extra-one"]["path"]) == ("--singdiffusion-dir", "extra-one")
         assert rows[sing_module.name]["folder"] == "models/SingDiffusion"
-        write_tiny_sing_module(extra / "sub" / "extra-two", seed=5)
+        write_tiny_sing_module(extra / "sub" / "extra-two", seed=5, cross_attention_dim=width)
         assert modules_by_name(client.post(f"{API}/refresh"))["extra-two"]["path"] == "sub/extra-two"
         used = client.txt2img(seed=9, alwayson_scripts={"SingDiffusion": {"args": [True, "extra-two"]}})
         assert "SingDiffusion: extra-two [" in used.info["infotexts"][0]
@@ -153,9 +155,9 @@ def test_bad_presets_are_refused_with_a_reason(webui, host_checkpoint, no_preset
     assert webui.get(f"{API}/presets")["presets"] == {}
 
 
-def test_a_preset_cannot_enable_the_module_on_a_checkpoint_it_cannot_serve(webui, build_host_checkpoint,
+def test_a_preset_cannot_enable_the_module_on_a_checkpoint_it_cannot_serve(webui, eight_channel_checkpoint,
                                                                           no_presets):
-    odd = build_host_checkpoint("tiny-sd1-c8", seed=1, latent_channels=8)
+    odd = eight_channel_checkpoint
     webui.refresh_checkpoints()
     with pytest.raises(WebuiApiError) as refused:  # not loaded: the family is read from the file's header
         webui.request("PUT", f"{API}/presets/{odd.name}", {"enabled": True})

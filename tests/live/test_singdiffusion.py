@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 import probe
 import pytest
 import torch
+from live_hosts import HOST
 from start_math import expected_first_input
 from webui_client import WebuiApiError
 
@@ -77,7 +79,8 @@ def test_bad_arguments_give_an_http_error_with_a_message(webui, sing_module, arg
 
 
 SAMPLERS = [("Euler", "Automatic"), ("Euler a", "Automatic"), ("DPM++ 2M", "Karras"), ("DDIM", "Automatic"),
-            ("UniPC", "Automatic")]
+            ("UniPC", "Automatic"), ("DDIM CFG++", "Automatic"), ("PLMS", "Automatic"), ("LCM", "Automatic"),
+            *((name, "Automatic") for name in (HOST.extra_samplers if HOST else ()))]
 
 
 @pytest.mark.parametrize(("sampler", "scheduler"), SAMPLERS)
@@ -90,7 +93,7 @@ def test_the_sampler_starts_exactly_at_the_ddim_step_from_the_module(webui, sing
     expected = expected_first_input(capture, sing_module.folder, guidance_scale=5.0)
     torch.testing.assert_close(capture.x, expected, rtol=1e-4, atol=1e-3)
     first_point = float(capture.sigma[0])
-    if sampler in ("DDIM",):
+    if sampler in ("DDIM", "DDIM CFG++", "PLMS"):
         assert first_point == 751  # range(0, 1000, 1000 // 4) + 1, read from the sampler
     elif sampler == "UniPC":
         assert first_point == 999  # UniPC starts at the end of the schedule whatever the steps
@@ -110,6 +113,25 @@ def test_sampler_options_that_move_the_first_point(webui, sing_module, option):
     (capture,) = probe.captures(webui)
     torch.testing.assert_close(capture.x, expected_first_input(capture, sing_module.folder, 4.0),
                                rtol=1e-4, atol=1e-3 * max(1.0, float(capture.sigma[0]) / 14.6))
+
+
+def test_at_cfg_scale_1_the_module_uses_the_prompt_alone_and_a_guidance_of_its_own_the_negative_prompt(
+        webui, sing_module):
+    """Guidance following CFG scale 1 is no guidance: the prompt alone (Forge computes no negative prompt there).
+    A module guidance of its own at CFG scale 1 guides with the webui's own rows of the negative prompt (what Forge
+    skips is computed with its encoder), the same rows the webui makes for it at CFG scale 2."""
+    settings = {"prompt": "a red cube", "negative_prompt": "blurry", "seed": 35, "batch_size": 2}
+    probe.reset(webui)
+    webui.txt2img(**settings, cfg_scale=1.0, **sing(True, sing_module.name, 0.0, "host"))
+    webui.txt2img(**settings, cfg_scale=2.0, **sing(True, sing_module.name, 0.0, "host"))
+    explicit = webui.txt2img(**settings, cfg_scale=1.0, **sing(True, sing_module.name, 4.0, "host"))
+    alone, at_cfg_2, guided = probe.captures(webui)
+    torch.testing.assert_close(alone.x, expected_first_input(alone, sing_module.folder, 1.0), rtol=1e-4, atol=1e-3)
+    with_negative = dataclasses.replace(guided, text_uncond=at_cfg_2.text_uncond)
+    torch.testing.assert_close(guided.x, expected_first_input(with_negative, sing_module.folder, 4.0),
+                               rtol=1e-4, atol=1e-3)
+    assert not torch.allclose(guided.x, alone.x, atol=1e-3)
+    assert "SingDiffusion guidance: 4," in explicit.info["infotexts"][0]
 
 
 def test_step_zero_prompt_for_the_module_tokenizer(webui, text_sing_module):

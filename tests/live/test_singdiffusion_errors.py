@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import urllib.parse
 from pathlib import Path
 
 import pytest
+from live_hosts import HOST
 from test_singdiffusion import sing
 from webui_client import WebuiApiError, WebuiClient
 
@@ -46,9 +48,9 @@ def test_a_broken_module_file_is_named_with_its_cause(webui, sing_module):
     assert str(weights) in detail
 
 
-def test_a_checkpoint_with_other_latents_is_refused_before_sampling(webui, build_host_checkpoint, host_checkpoint,
+def test_a_checkpoint_with_other_latents_is_refused_before_sampling(webui, eight_channel_checkpoint, host_checkpoint,
                                                                    sing_module):
-    wide = build_host_checkpoint("tiny-sd1-8ch", latent_channels=8)
+    wide = eight_channel_checkpoint
     webui.refresh_checkpoints()
     webui.use_checkpoint(wide.name)
     try:
@@ -59,6 +61,56 @@ def test_a_checkpoint_with_other_latents_is_refused_before_sampling(webui, build
         assert "predicts 4-channel latents but the loaded checkpoint uses 8-channel latents" in detail
     finally:
         webui.use_checkpoint(host_checkpoint.name)
+
+
+@pytest.mark.skipif(HOST is not None and HOST.key != "forge",
+                    reason="A1111 builds an SDXL model from its full-size config whatever the file holds (a 2.6 B "
+                           "parameter UNet, 10 GB in fp32 on the CPU), so no reduced SDXL checkpoint loads there; "
+                           "tests/unit/test_webui_rules.py covers the refusal of the family")
+def test_an_sdxl_checkpoint_is_refused_with_what_to_do(webui, build_host_checkpoint, host_checkpoint, sing_module,
+                                                       no_presets):
+    """A reduced SDXL that Forge detects and loads as SDXL (its is_sdxl flag set, as for Flux and Chroma the family
+    comes from the engine's class): the request fails with the reason and the fix, before any sampling; a preset
+    cannot enable the module on it, loaded or not."""
+    sdxl = build_host_checkpoint("tiny-sdxl", family="sdxl")
+    assert sdxl.report["detected_as"] == "SDXL"
+    webui.refresh_checkpoints()
+    preset_url = f"/singdiffusion/v1/presets/{urllib.parse.quote(sdxl.name, safe='')}"
+    with pytest.raises(WebuiApiError) as unloaded:  # read from the file's header
+        webui.request("PUT", preset_url, {"enabled": True, "module": sing_module.name})
+    assert "the checkpoint is SDXL" in unloaded.value.body["detail"]
+    webui.use_checkpoint(sdxl.name)
+    try:
+        # Live previews "Approx NN" (the default) would download the webui's SDXL approximation model before any
+        # script runs: this machine is offline.
+        with webui.temporary_options(show_progress_type="Approx cheap"), pytest.raises(WebuiApiError) as refused:
+            webui.txt2img(prompt="a cube", seed=55, **sing(True, sing_module.name))
+        assert refused.value.status == 422
+        detail = refused.value.body["detail"]
+        assert "the loaded checkpoint is SDXL; SingDiffusion modules serve SD-1.x and SD-2.x checkpoints" in detail
+        assert "Disable SingDiffusion for this checkpoint or load an SD-1.x/2.x checkpoint" in detail
+        assert webui.checkpoint_in_use() == sdxl.name
+        with pytest.raises(WebuiApiError) as loaded:  # the loaded model's own family
+            webui.request("PUT", preset_url, {"enabled": True, "module": sing_module.name})
+        assert "the checkpoint is SDXL" in loaded.value.body["detail"]
+    finally:
+        webui.use_checkpoint(host_checkpoint.name)
+    assert webui.txt2img(prompt="a cube", seed=55, **sing(True, sing_module.name)).image.shape == (64, 64, 3)
+
+
+@pytest.mark.skipif(HOST is not None and HOST.key != "forge", reason="Forge's engines (Flux, Chroma) exist only there")
+def test_every_forge_engine_is_named_and_all_but_sd1_and_sd2_refused(webui):
+    """Forge's Flux and Chroma have every A1111-style flag False: the family comes from the engine's class. Read by
+    the extension's own Forge reader from instances of Forge's real engine classes (no weights loaded)."""
+    families = webui.get("/singdiffusion-probe/families")
+    assert {name: found["family"] for name, found in families.items()} == {
+        "StableDiffusion": "SD-1.x", "StableDiffusion2": "SD-2.x", "StableDiffusionXLRefiner": "SDXL refiner",
+        "StableDiffusionXL": "SDXL", "StableDiffusion3": "SD3", "Chroma": "Chroma", "Flux": "Flux"}
+    for name, found in families.items():
+        if found["family"] in ("SD-1.x", "SD-2.x"):
+            assert found["refusal"] is None
+        else:
+            assert f"the loaded checkpoint is {found['family']}; SingDiffusion modules serve" in found["refusal"], name
 
 
 def test_the_module_is_cached_and_reloaded_when_its_file_or_precision_changes(webui, webui_log, build_sing_module):
@@ -72,7 +124,8 @@ def test_the_module_is_cached_and_reloaded_when_its_file_or_precision_changes(we
     webui.txt2img(prompt="a cube", seed=53, **args)
     assert webui_log.text().count(f"SingDiffusion: loaded {module.name} ") == 1  # loaded once, then cached
 
-    write_tiny_sing_module(module.folder, mean_offset=-10.0)  # replaced on disk while the webui runs
+    # replaced on disk while the webui runs
+    write_tiny_sing_module(module.folder, mean_offset=-10.0, cross_attention_dim=HOST.text_width)
     darker = webui.txt2img(prompt="a cube", seed=53, **args)
     assert webui_log.text().count(f"SingDiffusion: loaded {module.name} ") == 2
     assert darker.image.mean() < first.image.mean() - 10  # the new file's x̂0 (mean −10 instead of +10) is used

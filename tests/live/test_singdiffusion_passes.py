@@ -10,9 +10,12 @@ import numpy as np
 import probe
 import pytest
 import torch
+from live_hosts import HOST
 from start_math import expected_first_input
 from test_singdiffusion import sing
 from webui_client import decode_png, encode_png
+
+from sing_core.args import from_infotext
 
 pytestmark = pytest.mark.live
 
@@ -26,9 +29,10 @@ def timings(webui):
 
 
 def test_hires_fix_runs_the_module_in_the_first_pass_only(webui, webui_log, sing_module, timings):
+    """A1111 calls the hook twice (first pass, hires pass), Forge three times (the hires pass twice)."""
     probe.reset(webui)
     hires = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "hr_second_pass_steps": 2,
-             "denoising_strength": 0.5}
+             "denoising_strength": 0.5, **dict(HOST.hires_fields)}
     on = webui.txt2img(prompt="a cube", seed=41, **hires, **sing(True, sing_module.name, 0.0, "host"))
     first, second = probe.captures(webui)
     assert (first.is_hr_pass, second.is_hr_pass) == (False, True)
@@ -84,6 +88,7 @@ def test_inpainting_from_nothing_starts_the_masked_region_from_the_module(webui,
                 "mask": encode_png(mask), "mask_blur": 0, "inpainting_fill": fill, "inpaint_full_res": False}
 
     def first_capture(**extra):
+        webui.img2img(image, **settings)  # the VAE's posterior sample: see img2img_after_priming
         probe.reset(webui)
         result = webui.img2img(image, **settings, **extra)
         return result, probe.captures(webui)[0]
@@ -102,21 +107,39 @@ def test_inpainting_from_nothing_starts_the_masked_region_from_the_module(webui,
     assert np.array_equal(on.image[:, 40:], off.image[:, 40:])  # far from the seam the kept pixels are untouched
 
 
-def from_infotext(webui, infotext):
+def generate_from_infotext(webui, infotext):
     """A request carrying nothing but infotext: the API applies it to every field and script argument."""
     answer = webui.post("/sdapi/v1/txt2img", {"infotext": infotext})
     return decode_png(base64.b64decode(answer["images"][0])), json.loads(answer["info"])["infotexts"][0]
 
 
+@pytest.mark.skipif(HOST is not None and not HOST.api_infotext,
+                    reason="this webui's API cannot take an infotext field (Forge: HTTP 500 from its api.py); "
+                           "test_png_info_gives_the_args_that_remake_the_generation covers it")
 def test_pasting_the_infotext_restores_the_generation(webui, sing_module):
     made = webui.txt2img(prompt="a cube", seed=45, cfg_scale=5.0, **sing(True, sing_module.name, 2.5, "module"))
     infotext = made.info["infotexts"][0]
     assert "SingDiffusion guidance: 2.5" in infotext
-    image, again = from_infotext(webui, infotext)
+    image, again = generate_from_infotext(webui, infotext)
     assert np.array_equal(image, made.image)
     assert "SingDiffusion: tiny-sing [" in again
     assert "SingDiffusion text source: module" in again
     plain = webui.txt2img(prompt="a cube", seed=45, cfg_scale=5.0)
-    image, again = from_infotext(webui, plain.info["infotexts"][0])
+    image, again = generate_from_infotext(webui, plain.info["infotexts"][0])
     assert np.array_equal(image, plain.image)  # an image made without SingDiffusion is remade without it
     assert "SingDiffusion" not in again
+
+
+def test_png_info_gives_the_args_that_remake_the_generation(webui, sing_module):
+    """What an API user does where the infotext field is not available (Forge): the webui's own reading of the
+    PNG (/sdapi/v1/png-info), its SingDiffusion keys read as the panel reads them when pasted, sent as dict args."""
+    made = webui.txt2img(prompt="a cube", seed=46, cfg_scale=5.0, **sing(True, sing_module.name, 2.5, "module"))
+    parameters = webui.png_info(made.png[0])["parameters"]
+    named = from_infotext(parameters)
+    assert named == {"enabled": True, "module": sing_module.name, "guidance_scale": 2.5, "text_source": "module",
+                     "strength": 1.0, "follow_preset": False}
+    again = webui.txt2img(prompt=parameters["Prompt"], seed=int(parameters["Seed"]),
+                          cfg_scale=float(parameters["CFG scale"]), **sing(**named))
+    assert np.array_equal(again.image, made.image)
+    plain = webui.txt2img(prompt="a cube", seed=46, cfg_scale=5.0)
+    assert from_infotext(webui.png_info(plain.png[0])["parameters"])["enabled"] is False  # read as off

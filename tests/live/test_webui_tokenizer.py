@@ -7,7 +7,7 @@ tests/parity/text_prompts.PROMPTS (hand-picked cases, what ftfy rewrites, mojiba
 
 A1111 needs WEBUI_DIR (WEBUI_PYTHON defaults to WEBUI_DIR/venv/bin/python); Forge needs FORGE_DIR (FORGE_PYTHON
 defaults to FORGE_DIR/venv/bin/python). Each is skipped, with the reason, where its variable is unset (the live
-tier's conftest skips every `live` test where WEBUI_DIR is unset, so Forge's runs with both set).
+tier runs its `live` tests against the webui WEBUI_DIR or FORGE_DIR names; this one takes each it is given).
 """
 
 from __future__ import annotations

@@ -31,18 +31,26 @@ import torch
 
 MEAN_CHANNEL = 0  # the carried channel; channel 1 (same GroupNorm group) stays 0 so the group mean tracks it
 QUIET_CHANNEL = 1
+CARRIED = (MEAN_CHANNEL, QUIET_CHANNEL)
 DECODER_GAIN = 0.6  # conv_out weight on the carried channel: about ±25 grey levels per unit of normalised mean
 ENCODER_GAIN = 4.0  # encoder conv_out weight: the latent mean moves by about ±0.6 across black..white
 LOGVAR_BIAS = -20.0  # posterior std e^-10: encoding is effectively deterministic
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--webui-dir", type=Path, required=True, help="root of the AUTOMATIC1111 checkout")
+def builder_arguments(description: str, flag: str, webui: str, latent_channels_help: str) -> argparse.ArgumentParser:
+    """The arguments every host's checkpoint builder takes (the live tier calls them alike)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(f"--{flag}-dir", type=Path, required=True, help=f"root of the {webui} checkout")
     parser.add_argument("--out-dir", type=Path, required=True, help="folder to write the checkpoint into")
     parser.add_argument("--name", default="tiny-sd1", help="file name stem (default tiny-sd1)")
     parser.add_argument("--seed", type=int, default=0, help="torch seed for the random weights (default 0)")
-    parser.add_argument("--latent-channels", type=int, default=4, help="UNet/VAE latent channels (SD-1 has 4)")
+    parser.add_argument("--latent-channels", type=int, default=4, help=latent_channels_help)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = builder_arguments(__doc__.splitlines()[0], "webui", "AUTOMATIC1111",
+                               "UNet/VAE latent channels (SD-1 has 4)")
     parser.add_argument("--text-width", type=int, default=32, help="CLIP hidden size = UNet context_dim")
     return parser.parse_args(argv)
 
@@ -169,51 +177,62 @@ def centre_tap(weight: torch.Tensor, out_index: int, in_index: int, value: float
     weight[out_index, in_index, weight.shape[2] // 2, weight.shape[3] // 2] = value
 
 
-def carry_channel_through(blocks: list[torch.nn.Module]) -> None:
-    """Make MEAN_CHANNEL and QUIET_CHANNEL pass untouched through residual blocks, attention and resampling."""
-    carried = (MEAN_CHANNEL, QUIET_CHANNEL)
+def carry_channel_through(blocks: list[torch.nn.Module], carried: tuple[int, ...] = CARRIED) -> None:
+    """Make the carried channels (MEAN_CHANNEL and its quiet GroupNorm group mates) pass untouched through residual
+    blocks, attention and resampling."""
+    rows = list(carried)
     for block in blocks:
         for module in block.modules():
             name = type(module).__name__
             if name == "ResnetBlock":
-                module.conv2.weight[list(carried)] = 0  # residual branch adds nothing to the carried pair
-                module.conv2.bias[list(carried)] = 0
+                module.conv2.weight[rows] = 0  # residual branch adds nothing to the carried channels
+                module.conv2.bias[rows] = 0
+                shortcut = getattr(module, "nin_shortcut", None)
+                if shortcut is not None:  # a width change: the 1×1 shortcut copies the carried channels alone
+                    shortcut.weight[rows] = 0
+                    shortcut.bias[rows] = 0
+                    for channel in carried:
+                        centre_tap(shortcut.weight, channel, channel, 1.0)
             elif name in {"AttnBlock", "MemoryEfficientAttnBlock"}:
-                module.proj_out.weight[list(carried)] = 0
-                module.proj_out.bias[list(carried)] = 0
+                module.proj_out.weight[rows] = 0
+                module.proj_out.bias[rows] = 0
             elif name in {"Upsample", "Downsample"} and getattr(module, "with_conv", False):
                 conv = module.conv
-                conv.weight[list(carried)] = 0  # the resampling conv is not residual: copy the pair through
-                conv.bias[list(carried)] = 0
+                conv.weight[rows] = 0  # the resampling conv is not residual: copy the carried channels through
+                conv.bias[rows] = 0
                 for channel in carried:
                     centre_tap(conv.weight, channel, channel, 1.0)
 
 
-def wire_brightness_path(vae: torch.nn.Module, latent_channels: int) -> None:
-    """Decoder: latent mean -> image grey level; encoder: grey level -> latent mean (see the module docstring)."""
+def wire_brightness_path(vae: torch.nn.Module, latent_channels: int, carried: tuple[int, ...] = CARRIED) -> None:
+    """Decoder: latent mean -> image grey level; encoder: grey level -> latent mean (see the module docstring).
+
+    `carried` is MEAN_CHANNEL and the channels sharing its GroupNorm group, held at zero: two for this builder's
+    64-channel VAE, the first 16 for a full-size one (512 channels in 32 groups)."""
+    rows = list(carried)
     torch.nn.init.dirac_(vae.post_quant_conv.weight)
     vae.post_quant_conv.bias.zero_()
     torch.nn.init.dirac_(vae.quant_conv.weight)
     vae.quant_conv.bias.zero_()
 
     decoder = vae.decoder
-    decoder.conv_in.weight[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
-    decoder.conv_in.bias[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    decoder.conv_in.weight[rows] = 0
+    decoder.conv_in.bias[rows] = 0
     for latent in range(latent_channels):
         centre_tap(decoder.conv_in.weight, MEAN_CHANNEL, latent, 1.0 / latent_channels)
-    carry_channel_through([decoder.mid, decoder.up])
-    decoder.conv_out.weight[:, [MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    carry_channel_through([decoder.mid, decoder.up], carried)
+    decoder.conv_out.weight[:, rows] = 0
     for rgb in range(3):
         centre_tap(decoder.conv_out.weight, rgb, MEAN_CHANNEL, DECODER_GAIN)
 
     encoder = vae.encoder
-    encoder.conv_in.weight[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
-    encoder.conv_in.bias[[MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    encoder.conv_in.weight[rows] = 0
+    encoder.conv_in.bias[rows] = 0
     for rgb in range(3):
         centre_tap(encoder.conv_in.weight, MEAN_CHANNEL, rgb, 1.0 / 3)
-    carry_channel_through([encoder.down, encoder.mid])
+    carry_channel_through([encoder.down, encoder.mid], carried)
     moments = encoder.conv_out  # rows [0, C) are the posterior means, [C, 2C) the log-variances
-    moments.weight[:, [MEAN_CHANNEL, QUIET_CHANNEL]] = 0
+    moments.weight[:, rows] = 0
     for latent in range(latent_channels):
         centre_tap(moments.weight, latent, MEAN_CHANNEL, ENCODER_GAIN)
     moments.weight[latent_channels:] = 0
@@ -267,16 +286,16 @@ def main(argv: list[str]) -> int:
     state = {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
     save_file(state, str(checkpoint))
     OmegaConf.save(config, args.out_dir / f"{args.name}.yaml")
-    report = {
-        "checkpoint": str(checkpoint.resolve()),
-        "config": str((args.out_dir / f"{args.name}.yaml").resolve()),
-        "text_encoder": str(clip_folder.resolve()),
-        "latent_channels": args.latent_channels,
-        "text_width": args.text_width,
-        "parameters": sum(v.numel() for v in state.values()),
-        "reinitialised_layers": len(revived),
-        **response,
-    }
+    config_path = (args.out_dir / f"{args.name}.yaml").resolve()
+    return print_report(checkpoint, state, revived, response, config=str(config_path),
+                        text_encoder=str(clip_folder.resolve()), latent_channels=args.latent_channels,
+                        text_width=args.text_width)
+
+
+def print_report(checkpoint: Path, state: dict, revived: list[str], response: dict, **fields) -> int:
+    """The builder's last line: a JSON report the live tier reads (HostCheckpoint.report)."""
+    report = {"checkpoint": str(checkpoint.resolve()), **fields,
+              "parameters": sum(v.numel() for v in state.values()), "reinitialised_layers": len(revived), **response}
     print(json.dumps(report))
     return 0
 

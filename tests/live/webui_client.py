@@ -102,7 +102,15 @@ class WebuiClient:
         return self.post("/sdapi/v1/png-info", {"image": base64.b64encode(png).decode()})
 
     def options(self) -> dict:
-        return self.get("/sdapi/v1/options")
+        """The webui's settings. Forge leaves every extension's out of GET /sdapi/v1/options: SingDiffusion's are
+        read from GET /singdiffusion/v1/settings and added, on either webui."""
+        options = self.get("/sdapi/v1/options")
+        try:
+            return {**self.get("/singdiffusion/v1/settings"), **options}
+        except WebuiApiError as error:  # a webui without the extension (404)
+            if error.status != 404:
+                raise
+            return options
 
     def set_options(self, **values) -> None:
         self.post("/sdapi/v1/options", values)
@@ -140,3 +148,9 @@ class WebuiClient:
     def use_checkpoint(self, name: str) -> None:
         """Load checkpoint `name` (a file stem as listed by checkpoints()['model_name'])."""
         self.set_options(sd_model_checkpoint=name)
+
+    def checkpoint_in_use(self) -> str:
+        """The file stem of the checkpoint the settings name (A1111 keeps its title, "name.safetensors [hash]",
+        Forge the name it was given)."""
+        value = self.options()["sd_model_checkpoint"].split(" [")[0]
+        return value.removesuffix(".safetensors").removesuffix(".ckpt")

@@ -1,4 +1,4 @@
-"""Start and stop a real AUTOMATIC1111 webui for the live tier, with its console captured in a log file."""
+"""Start and stop a real webui (AUTOMATIC1111 or Forge) for the live tier, with its console captured in a log file."""
 
 from __future__ import annotations
 
@@ -12,29 +12,21 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# --skip-prepare-environment: no cloning or pip installs; --no-half: CPU has no fp16 UNet path;
-# --server-name 127.0.0.1 keeps the server on the loopback interface (never --listen or --share).
-LAUNCH_FLAGS = (
-    "--skip-prepare-environment",
-    "--no-half",
-    "--api",
-    "--use-cpu",
-    "all",
-    "--skip-version-check",
-    "--no-download-sd-model",
-    "--server-name",
-    "127.0.0.1",
-)
-# Both lines must be in the console before the server is ready: the API routes answer before the API has set up
-# its script defaults (a request then fails with "'Api' object has no attribute 'default_script_arg_txt2img'"),
-# "Startup time:" comes after that, and the --ckpt model loads in a thread of its own.
-READY_MARKERS = ("Startup time:", "Model loaded in")
+from live_hosts import HOST, LiveHost
+
 # Variables of the test interpreter's environment that would leak into the webui's own interpreter.
 ENV_DROPPED = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS")
 
 
+START_ATTEMPTS = 3
+
+
 class WebuiStartError(RuntimeError):
     pass
+
+
+class StartAgain(RuntimeError):  # noqa: N818 - a signal to retry, not an error the caller sees
+    """The webui failed to start for a reason of the moment (see LiveHost.start_retry_markers)."""
 
 
 def free_port() -> int:
@@ -55,7 +47,9 @@ class WebuiServer:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
-    ready_markers: tuple[str, ...] = READY_MARKERS  # console lines that must be there before it is ready
+    host: LiveHost | None = HOST  # launch flags, environment, starts worth retrying
+    # console lines that must be there before it is ready (the webui's: live_hosts.py)
+    ready_markers: tuple[str, ...] = HOST.ready_markers if HOST else ()
     ping_path: str = "/internal/ping"  # answers 200 once the HTTP server is up
 
     @property
@@ -66,7 +60,8 @@ class WebuiServer:
         return [
             str(self.python),
             "launch.py",
-            *LAUNCH_FLAGS,
+            *self.host.launch_flags,
+            *self.host.page_flags(),
             "--port",
             str(self.port),
             "--data-dir",
@@ -78,13 +73,26 @@ class WebuiServer:
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
-        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
+                   **(self.host.environment(self.log_path.parent) if self.host else {}))
         # One OpenMP thread unless told otherwise: on a busy 2-core machine torch's default two threads made a
         # 64×64 4-step txt2img take 1–12 s instead of 0.1–0.3 s (measured side by side, same server setup).
         env.setdefault("OMP_NUM_THREADS", "1")
         return env
 
     def start(self, timeout: float) -> None:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.launch()
+            try:
+                self.wait_ready(timeout)
+                return
+            except StartAgain as again:
+                if attempt == START_ATTEMPTS:
+                    raise WebuiStartError(self.failure(f"{again} (attempt {attempt} of {START_ATTEMPTS})")) from None
+                self.stop()
+                self.port = free_port()
+
+    def launch(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             # A session of its own, so stop() can end the webui together with any child it spawned.
@@ -97,7 +105,6 @@ class WebuiServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -105,10 +112,16 @@ class WebuiServer:
             if self.process.poll() is not None:
                 raise WebuiStartError(self.failure(f"the webui exited with code {self.process.returncode}"))
             log = self.log_text()
+            retry = next((marker for marker in self.retry_markers() if marker in log), None)
+            if retry is not None:
+                raise StartAgain(f"the webui failed to start: {retry!r}")
             if all(marker in log for marker in self.ready_markers) and self.answers():
                 return
             time.sleep(0.5)
         raise WebuiStartError(self.failure(f"the webui did not answer within {timeout:.0f} s"))
+
+    def retry_markers(self) -> tuple[str, ...]:
+        return self.host.start_retry_markers if self.host else ()
 
     def answers(self) -> bool:
         try:
