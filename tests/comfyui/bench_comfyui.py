@@ -106,12 +106,16 @@ def spread(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
     return f"median {q2 * scale:.{digits}f} (quartiles {q1 * scale:.{digits}f}–{q3 * scale:.{digits}f})"
 
 
+LOAD = "(load_models_gpu)"
+
+
 def node_times(path: Path) -> dict[str, dict[str, float]]:
-    """timing_nodes' records by prompt: {node id: seconds in its function}, "<node> load" for load_models_gpu."""
+    """timing_nodes' records by prompt: {"<node id> (<class>)": seconds}, "(load_models_gpu)" for the loads the node
+    did."""
     by_prompt: dict[str, dict[str, float]] = {}
     for line in path.read_text().splitlines() if path.exists() else []:
         record = json.loads(line)
-        key = record["node"] + (" load" if record["class"] == "load_models_gpu" else "")
+        key = f"{record['node']} ({record['class']})"
         times = by_prompt.setdefault(record["prompt"], {})
         times[key] = times.get(key, 0.0) + record["seconds"]
     return by_prompt
@@ -122,7 +126,7 @@ def print_node_times(runs: dict[str, list[Run]], a: str, b: str, by_prompt: dict
     time that no node function took (ComfyUI's cache bookkeeping between nodes, its setup and clean-up)."""
     def times(run: Run) -> dict[str, float]:
         found = dict(by_prompt.get(run.prompt_id, {}))
-        found["outside nodes"] = seconds(run) - sum(v for k, v in found.items() if not k.endswith(" load"))
+        found["outside nodes"] = seconds(run) - sum(v for k, v in found.items() if not k.endswith(LOAD))
         return found
 
     pairs = [(times(x), times(y)) for x, y in zip(runs[a], runs[b], strict=True)]
@@ -132,8 +136,17 @@ def print_node_times(runs: dict[str, list[Run]], a: str, b: str, by_prompt: dict
     for key in keys:
         x = [pair[0].get(key, 0.0) * 1000 for pair in pairs]
         y = [pair[1].get(key, 0.0) * 1000 for pair in pairs]
-        print(f"    {key:>14}: {statistics.median(x):8.1f} | {statistics.median(y):8.1f} | "
+        print(f"    {key:>34}: {statistics.median(x):8.1f} | {statistics.median(y):8.1f} | "
               f"{statistics.median(p - q for p, q in zip(x, y, strict=True)):+7.1f}")
+
+
+def print_encode_cost(by_prompt: dict[str, dict[str, float]], img_seconds: list[float]) -> None:
+    """What re-encoding the image costs where the cache lost it (the warm-up round: idle after a txt2img prompt)."""
+    encodes = [times[key] for times in by_prompt.values() for key in times if key.endswith("(VAEEncode)")]
+    if encodes:
+        median = statistics.median(encodes)
+        print(f"  VAEEncode where it re-ran ({len(encodes)}×, warm-up only): median {median * 1000:.1f} ms = "
+              f"{median / statistics.median(img_seconds):.1%} of an img prompt")
 
 
 def main(argv: list[str]) -> int:
@@ -206,6 +219,7 @@ def main(argv: list[str]) -> int:
     print(f"  idle / img, paired rounds: {spread(idle_ratio)}   (goal 1.00 ± 0.03)")
     if args.node_times:
         print_node_times(idle_runs, "idle", "img", by_prompt)
+        print_encode_cost(by_prompt, times["img"])
     print(f"from nothing ({args.steps} steps) vs without the node, and without it at {2 * args.steps} steps; the same "
           f"host nodes re-ran in {on_alike}/{args.rounds} rounds")
     for key in ("on", "off", "off2"):
