@@ -13,16 +13,18 @@ of the cond half). Two comparisons, each in paired rounds of its own, one new se
       twice the steps (off2 − off is the price of the extra host steps); the three rotate through the slots
 The comparisons do not share rounds because ComfyUI keeps only the outputs of the nodes of the prompt it is running
 (its default RAM-pressure cache drops the outputs of older prompts after every node): an image-to-image graph run
-after a txt2img graph encodes its image again (VAEEncode, about 14% of this prompt). With the four graphs rotating
-through one round, idle came right after a txt2img graph in every round and img in one round of four, which read
-as idle / img = 1.11 with the node costing nothing. So the bench also checks, round by round, that the two graphs
-of a pair re-ran the same host nodes (all but the pack's own two) and prints in how many rounds they did.
+after a txt2img graph encodes its image again (VAEEncode, 18% of the prompt at 128×128 8 steps). With the four
+graphs rotating through one round, idle came right after a txt2img graph in every round and img in one round of
+four, which read as idle / img = 1.11 with the node costing nothing. So the bench also checks, round by round,
+that the two graphs of a pair re-ran the same host nodes (all but the pack's own two) and prints in how many rounds
+they did.
 
 Times are ComfyUI's own (execution_start to execution_success in /history). Printed: idle / img (median and
 quartiles of the paired rounds; goal 1.00 ± 0.03); the module's cost in host steps, (t_on − t_off) / host step with
 host step = (t_off2 − t_off) / steps (the VAE decode and the prompt's fixed costs cancel); the module's first load.
 --node-times adds a bench-only pack (timing_nodes/: it wraps ComfyUI's call of each node's function and its
-load_models_gpu) and prints, per node, where the time of each pair's two graphs went.
+load_models_gpu) and prints, per node, where the time of each pair's two graphs went, and what VAEEncode cost where
+it re-ran (the warm-up round). Figures as measured: docs/comfyui.md, Tests.
 """
 
 from __future__ import annotations
