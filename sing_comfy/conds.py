@@ -103,38 +103,51 @@ def weight(cond: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def side_x0(forward: Forward, x1: torch.Tensor, conds: Sequence[Mapping[str, Any]], sigma0: float
-            ) -> torch.Tensor | None:
-    """One side's x̂0: the counting conds' predictions, weighted as ComfyUI weighs its UNet's. None: none counts."""
-    counting = [cond for cond in conds if active(cond, sigma0)]
-    if not counting:
-        return None
-    batch = x1.shape[0]
-    embeddings = [repeat_to_batch(embedding(cond).to(x1.device), batch) for cond in counting]
-    predictions = batched_forward(forward, [(x1, emb) for emb in embeddings])
-    if len(counting) == 1 and not any(key in counting[0] for key in ("area", "mask", "strength")):
+def counting(conds: Sequence[Mapping[str, Any]], sigma0: float) -> list[Mapping[str, Any]]:
+    """The conds of one side that count at the first step."""
+    return [cond for cond in conds if active(cond, sigma0)]
+
+
+def side_parts(x1: torch.Tensor, conds: Sequence[Mapping[str, Any]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The module's (x1, embedding) inputs for a side's counting conds, batch-1 conds repeated to the batch."""
+    return [(x1, repeat_to_batch(embedding(cond).to(x1.device), x1.shape[0])) for cond in conds]
+
+
+def combine(x1: torch.Tensor, conds: Sequence[Mapping[str, Any]], predictions: Sequence[torch.Tensor]
+            ) -> torch.Tensor:
+    """One side's x̂0 from its counting conds' predictions, weighted as ComfyUI weighs its UNet's."""
+    if len(conds) == 1 and not any(key in conds[0] for key in ("area", "mask", "strength")):
         return predictions[0]
     total = torch.zeros_like(x1)
     count = torch.full_like(x1, 1e-37)  # ComfyUI's floor: a pixel no cond covers predicts 0
-    for cond, prediction in zip(counting, predictions, strict=True):
+    for cond, prediction in zip(conds, predictions, strict=True):
         w = weight(cond, x1)
         total += prediction.to(x1.dtype) * w
         count += w
     return total / count
 
 
+def side_x0(forward: Forward, x1: torch.Tensor, conds: Sequence[Mapping[str, Any]], sigma0: float
+            ) -> torch.Tensor | None:
+    """One side's x̂0: the counting conds' predictions, weighted as ComfyUI weighs its UNet's. None: none counts."""
+    conds = counting(conds, sigma0)
+    return combine(x1, conds, batched_forward(forward, side_parts(x1, conds))) if conds else None
+
+
 def module_x0(forward: Forward, x1: torch.Tensor, guidance: Guidance, sigma0: float) -> torch.Tensor:
-    """x̂0 for the batch: normalized guidance (u + w·(c − u)) / w of the two sides, or the positive alone."""
-    x0_cond = side_x0(forward, x1, guidance.positive, sigma0)
-    if x0_cond is None:
+    """x̂0 for the batch: normalized guidance (u + w·(c − u)) / w of the two sides, or the positive alone.
+
+    Both sides run in one forward where their token counts match, as ComfyUI batches its UNet's cond and uncond."""
+    positive = counting(guidance.positive, sigma0)
+    if not positive:
         raise CondsError(f"SingDiffusion: no positive conditioning applies at the first step (sigma {sigma0:.4g}); "
                          "let one start at 0% (ConditioningSetTimestepRange) or remove the SingDiffusion node")
-    if guidance.scale <= 1.0 or not guidance.negative:
+    negative = counting(guidance.negative, sigma0) if guidance.scale > 1.0 else []
+    predictions = batched_forward(forward, side_parts(x1, positive) + side_parts(x1, negative))
+    x0_cond = combine(x1, positive, predictions[: len(positive)])
+    if not negative:
         return x0_cond
-    x0_uncond = side_x0(forward, x1, guidance.negative, sigma0)
-    if x0_uncond is None:
-        return x0_cond
-    return normalized_guidance(x0_cond, x0_uncond, guidance.scale)
+    return normalized_guidance(x0_cond, combine(x1, negative, predictions[len(positive):]), guidance.scale)
 
 
 def from_guider(guider: Any, guidance_scale: float) -> Guidance:

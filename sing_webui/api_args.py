@@ -10,59 +10,24 @@ defaults, so it gets the checkpoint's preset, if one is saved, and is untouched 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 
-from fastapi import HTTPException
-
-from sing_core.args import FIELDS, ArgsError, SingArgs
+from sing_core.args import ArgsError
 from sing_core.library import UnknownModuleError
-from sing_webui import options
+from sing_webui import options, resolve
 from sing_webui.failure import SingDiffusionError
 
-TITLE = "singdiffusion"
-FOLLOW_INDEX = [field.key for field in FIELDS].index("follow_preset")
 MARK = "_singdiffusion_wrapped"
 
 
-def request_args(request) -> list | None:
-    """The "args" a request sent for SingDiffusion (title matched case-insensitively as the webui does); None when
-    it sent none. HTTPException 422 when they are malformed."""
-    scripts = getattr(request, "alwayson_scripts", None) or {}
-    for name, value in scripts.items():
-        if name.lower() != TITLE:
-            continue
-        if not isinstance(value, Mapping):
-            raise HTTPException(422, detail=f'SingDiffusion: alwayson_scripts["{name}"] must be an object like '
-                                            '{"args": [...]}, got ' + type(value).__name__)
-        args = value.get("args")
-        return None if args is None else args
-    return None
-
-
-def check(args) -> SingArgs:
-    """The request's args, types and module name checked (the module is looked up only when enabled)."""
+def check(request) -> list | None:
+    """The SingDiffusion args the request sent (None: none), checked; SingDiffusionError (422) when they are bad."""
     try:
-        checked = SingArgs.check_request_args(args)
-        if checked.enabled:
-            options.find_module(checked.module)  # the generation's own lookup and message
+        sent = resolve.request_args(request)
+        if sent is not None:
+            resolve.check_request(sent, options.find_module)
     except (ArgsError, UnknownModuleError) as error:
         raise SingDiffusionError(str(error)) from error
-    return checked
-
-
-def explicit_follow_off(script_args: list, args: list, start: int) -> None:
-    """Where the request sent args but no follow_preset, follow it no more: what it sent is what it gets."""
-    if not args:
-        return
-    if isinstance(args[0], Mapping):
-        if "follow_preset" not in args[0]:
-            script_args[start] = {**args[0], "follow_preset": False}
-    elif len(args) <= FOLLOW_INDEX:
-        script_args[start + FOLLOW_INDEX] = False
-
-
-def our_script(script_runner):
-    return next((s for s in script_runner.alwayson_scripts if s.title().lower() == TITLE), None)
+    return sent
 
 
 def on_app_started(_demo, _app) -> None:
@@ -91,14 +56,12 @@ def patch() -> None:
     @functools.wraps(original)
     def init_script_args(self, request, default_script_args, selectable_scripts, selectable_idx, script_runner,
                          *args, **kwargs):
-        sent = request_args(request)
-        if sent is not None:
-            check(sent)
+        sent = check(request)
         script_args = original(self, request, default_script_args, selectable_scripts, selectable_idx,
                                script_runner, *args, **kwargs)
-        script = our_script(script_runner)
+        script = resolve.our_script(script_runner)
         if sent is not None and script is not None:
-            explicit_follow_off(script_args, list(sent), script.args_from)
+            resolve.explicit_follow_off(script_args, list(sent), script.args_from)
         return script_args
 
     setattr(init_script_args, MARK, True)

@@ -9,23 +9,20 @@ process_before_every_sampling: it computes x̂0 for the batch and hands the samp
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import torch
 from modules.processing import StableDiffusionProcessingImg2Img
 
-from sing_core.args import FIELD_BY_KEY, FIELDS, SingArgs, check_value, infotext_params
+from sing_core.args import SingArgs, infotext_params
 from sing_core.compose import composable_x0
-from sing_core.library import ModuleEntry, ModuleGoneError
+from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
-from sing_core.start import ddim_start, unit_noise_start
-from sing_webui import host, options, presets, prompts, rules, runtime
+from sing_webui import host, options, presets, prompts, resolve, rules, runtime, sampler_start
 from sing_webui.failure import SingDiffusionError, fail_request
 from sing_webui.hosts import webui
 
 PLAN_ATTR = "_singdiffusion_plan"
-XYZ_KEYS = tuple(field.key for field in FIELDS if field.xyz)  # the fields an X/Y/Z axis sets on p
 
 
 @dataclasses.dataclass
@@ -51,10 +48,7 @@ class Plan:
 
 def effective_args(p, script_args) -> SingArgs:
     """Script args, then the checkpoint's preset where they follow it, then X/Y/Z values (p.singdiffusion_<key>)."""
-    args = presets.apply(p, SingArgs.from_script_args(script_args))
-    overrides = {key: check_value(FIELD_BY_KEY[key], getattr(p, f"singdiffusion_{key}"), "the X/Y/Z plot")
-                 for key in XYZ_KEYS if hasattr(p, f"singdiffusion_{key}")}
-    return args.replace(**overrides) if overrides else args
+    return resolve.effective_args(script_args, lambda args: presets.apply(p, args), resolve.xyz_values(p))
 
 
 def prepare(p, script_args) -> None:
@@ -66,33 +60,24 @@ def prepare(p, script_args) -> None:
         entry = options.find_module(args.module)
         try:
             module = runtime.get_module(entry)
-        except Exception as error:  # a broken file is the server's state, not the request's
-            if not entry.weights.is_file():  # removed between the lookup and the load
-                raise SingDiffusionError(str(ModuleGoneError(entry))) from error
-            raise SingDiffusionError(str(error), status_code=500) from error
+        except Exception as error:  # removed between the lookup and the load (422), or a broken file (500)
+            raise SingDiffusionError(*rules.load_failure(error, entry)) from error
         host.check_fits(p.sd_model, module, f"{entry.name} [{module.short_hash}]")
         text_source = host.resolve_text_source(args.text_source, p.sd_model, module)
         encoder = runtime.get_text_encoder(module, entry.path) if text_source == "module" else None
-        setattr(p, PLAN_ATTR, Plan(args, entry, module, args.guidance_scale or p.cfg_scale, text_source, encoder))
+        guidance_scale = resolve.guidance_scale(args, p.cfg_scale)
+        setattr(p, PLAN_ATTR, Plan(args, entry, module, guidance_scale, text_source, encoder))
     except SingDiffusionError as error:
         fail_request(p, error)
     except Exception as error:  # anything must stop the generation: never silently without the module
         fail_request(p, SingDiffusionError(rules.failure_message(error), rules.failure_status(error)))
 
 
-def skip_reason(p, plan: Plan) -> str | None:
-    reason = rules.pass_skip_reason(bool(p.is_hr_pass), bool(getattr(p, "_ad_inner", False)), p.iteration in plan.done)
-    if reason is None and isinstance(p, StableDiffusionProcessingImg2Img):
-        reason = rules.img2img_skip_reason(p.denoising_strength, getattr(p, "mask", None) is not None,
-                                           getattr(p, "inpainting_fill", None))
-    return reason
-
-
 def start(p, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
     plan: Plan | None = getattr(p, PLAN_ATTR, None)
     if plan is None:
         return
-    reason = skip_reason(p, plan)
+    reason = rules.skip_reason(p, isinstance(p, StableDiffusionProcessingImg2Img), plan.done)
     if reason is not None:
         if not p.is_hr_pass:  # the hires pass is expected, not worth a line per generation
             plan.say_once(reason)
@@ -102,7 +87,7 @@ def start(p, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
     except SingDiffusionError as error:
         fail_request(p, error)
     except Exception as error:
-        fail_request(p, SingDiffusionError(f"{plan.label} failed: {type(error).__name__}: {error}", 500))
+        fail_request(p, SingDiffusionError(*rules.sampling_failure(error, plan.label)))
 
 
 def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
@@ -123,15 +108,10 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
     x0_hat = x0_hat.to(x.device, torch.float32).clone()  # leave inference mode: the host updates tensors in place
     strength = plan.args.strength
 
-    if img2img:
-        # Inside the mask the sampler starts at init + noise·σ0 (DDIM: the same, scaled by √ᾱ0); shifting the noise
-        # by (λ·x̂0 − init)/σ0 makes that λ·x̂0 + σ0·x1 there, and leaves the kept region and mask blending as they were.
-        if math.isfinite(point.sigma):
-            webui.hand_over(p, noise, noise + (p.nmask * (strength * x0_hat - x.float()) / point.sigma).to(noise.dtype))
-    elif point.scaling == "none":
-        webui.hand_over(p, x, ddim_start(x0_hat, x1.float(), point.alpha_cumprod, strength))
-    else:
-        webui.hand_over(p, x, unit_noise_start(x0_hat, x1.float(), point.sigma, point.scaling == "sgm", strength))
+    # img2img: the noise added to the image (x) is what changes; txt2img: the sampler's unit-noise input x.
+    value = sampler_start.start_value(point, img2img, x0_hat, x1, x, p.nmask if img2img else None, strength)
+    if value is not None:
+        webui.hand_over(p, noise if img2img else x, value)
 
     plan.done.add(p.iteration)
     # A new dict: the X/Y/Z plot's cells share one (a shallow copy of p), so an update would leak into later cells.

@@ -9,7 +9,8 @@ from pathlib import Path
 import gradio as gr
 from modules import paths, shared
 
-from sing_core.library import ModuleEntry, ModuleGoneError, ModuleLibrary, UnknownModuleError
+from sing_core.library import ModuleEntry, ModuleLibrary
+from sing_webui import resolve
 
 SECTION = ("singdiffusion", "SingDiffusion")
 CLIP_AUTO = "Automatic"
@@ -46,20 +47,8 @@ def refresh_library() -> ModuleLibrary:
 
 def find_module(name: str) -> ModuleEntry:
     """An installed module by name ("": the default module), rescanning once for one copied in while the webui
-    runs. UnknownModuleError says what is installed and where modules go."""
-    name = name or default_module_name()
-    if not name:
-        roots = " or ".join(map(str, module_roots()))
-        raise UnknownModuleError(f"no module is installed. Put a module in {roots}, or disable SingDiffusion.")
-    try:
-        return library().resolve(name)
-    except ModuleGoneError as gone:
-        try:
-            return refresh_library().resolve(name)  # moved within the folders: found again under its name
-        except UnknownModuleError:
-            raise gone from None
-    except UnknownModuleError:
-        return refresh_library().resolve(name)
+    runs (resolve.find_module). UnknownModuleError says what is installed and where modules go."""
+    return resolve.find_module(name or default_module_name(), library(), refresh_library, module_roots())
 
 
 def opt(key: str):
@@ -69,10 +58,8 @@ def opt(key: str):
 
 
 def default_module_name() -> str:
-    """The module a generation uses when it names none: the one chosen in Settings (an error later if it is gone,
-    never silently another), else the first installed one, else ""."""
-    names = library().names()
-    return opt("default_module") or (names[0] if names else "")
+    """Settings' default module, else the first installed one, else "" (resolve.default_module_name)."""
+    return resolve.default_module_name(opt("default_module"), library().names())
 
 
 def clip_l_files() -> list[str]:

@@ -13,7 +13,7 @@ import html
 import gradio as gr
 
 from sing_core.args import PRESET_KEYS
-from sing_webui import options, presets, routes
+from sing_webui import options, preset_rules, presets, routes
 
 
 def with_checkpoint(inputs: list) -> str:
@@ -63,10 +63,9 @@ def load(components: dict):
         info = current_info(title)
         if info is None:
             return [*unchanged, gr.update()]
-        values, line = presets.panel_values(info)
-        if values is None:  # no preset: the panel's own defaults (ui-config.json included), as a generation uses
-            values = {key: components[key].value for key in keys}
-        values["module"] = values["module"] or options.default_module_name()
+        preset_values, line = presets.panel_values(info)
+        values = preset_rules.panel_shows(preset_values, {key: components[key].value for key in keys},
+                                          options.default_module_name)
         return [*(values[key] for key in keys), status(line)]
 
     return handler

@@ -14,7 +14,8 @@ import dataclasses
 import torch
 from modules import prompt_parser, shared
 
-from sing_core.compose import RowWeights, is_plain
+from sing_core.compose import RowWeights
+from sing_webui import rules
 
 
 @dataclasses.dataclass
@@ -31,26 +32,19 @@ def plain_text(prompt: str, steps: int) -> str:
     return "".join(" " if weight < 0 else piece for piece, weight in prompt_parser.parse_prompt_attention(text))
 
 
-def needs_uncond(row_weights: RowWeights, guidance_scale: float) -> bool:
-    return guidance_scale > 1.0 or not is_plain(row_weights)
-
-
 def module_text(p, encode, guidance_scale: float) -> BatchText:
     row_weights, flat_prompts, _ = prompt_parser.get_multicond_prompt_list(list(p.prompts))
     conds = encode([plain_text(prompt, p.steps) for prompt in flat_prompts])
     uncond = None
-    if needs_uncond(row_weights, guidance_scale):
+    if rules.needs_uncond(row_weights, guidance_scale):
         uncond = encode([plain_text(prompt, p.steps) for prompt in p.negative_prompts])
     return BatchText(conds, row_weights, uncond)
 
 
 def host_text(p, c, uc, guidance_scale: float) -> BatchText:
     row_weights, conds = prompt_parser.reconstruct_multicond_batch(c, 0)
-    uncond = None
-    if needs_uncond(row_weights, guidance_scale):
-        if uc is None:
-            # Forge skips the negative prompt at CFG scale 1; a module guidance above 1 or AND-weighted sub-prompts
-            # still need it: the webui's own encoder makes it, as A1111 would have for this request.
-            uc = prompt_parser.get_learned_conditioning(p.sd_model, list(p.negative_prompts), p.steps)
-        uncond = prompt_parser.reconstruct_cond_batch(uc, 0)
+    source = rules.uncond_source(row_weights, guidance_scale, uc is not None)
+    if source == "encode":  # Forge made none at CFG scale 1: the webui's own encoder makes it
+        uc = prompt_parser.get_learned_conditioning(p.sd_model, list(p.negative_prompts), p.steps)
+    uncond = prompt_parser.reconstruct_cond_batch(uc, 0) if source is not None else None
     return BatchText(conds, row_weights, uncond)

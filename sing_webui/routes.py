@@ -16,16 +16,15 @@ from sing_core.host_family import HostFamilyError
 from sing_core.library import UnknownModuleError
 from sing_core.presets import PresetError
 from sing_core.weights import CheckpointError
-from sing_webui import module_list, options, presets
+from sing_webui import module_list, options, presets, rules
 
 PREFIX = "/singdiffusion/v1"
 
 
 def http_error(error: Exception, missing: tuple[type[Exception], ...] = (presets.NotFoundError,)) -> HTTPException:
     """404 for the URL's name matching nothing (`missing`), 422 for what cannot be done; the detail says why."""
-    status = 404 if isinstance(error, missing) else 422
-    detail = str(error)
-    return HTTPException(status, detail=detail if "SingDiffusion" in detail else f"SingDiffusion: {detail}")
+    status, detail = rules.route_failure(error, missing)
+    return HTTPException(status, detail=detail)
 
 
 REFUSED = (presets.NotFoundError, UnknownModuleError, ArgsError, PresetError, HostFamilyError, CheckpointError)

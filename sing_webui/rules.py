@@ -1,16 +1,19 @@
 """SingDiffusion's own decisions inside a webui, as plain functions of plain values (no webui import).
 
-Which checkpoints a module serves, which text source a request gets, which passes are left alone and where a
-sampler starts: the host modules (sing_webui/hosts/) read the values from the live objects, these decide.
+Which checkpoints a module serves, which text source a request gets, which passes are left alone, when the
+negative prompt is needed, and which HTTP status a failure gives: the host modules (sing_webui/hosts/) and the hook
+read the values from the live objects, these decide. Where a function takes the webui's `p`, it reads only the
+attributes named in its docstring (tests hand it a stand-in with just those). Where a sampler starts is
+sing_webui.sampler_start's.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection
 
 from sing_core.args import ArgsError
-from sing_core.schedule import sigma_from_alpha_cumprod
+from sing_core.compose import RowWeights, is_plain
+from sing_core.library import ModuleEntry, ModuleGoneError
 
 SERVED_FAMILIES = ("SD-1.x", "SD-2.x")
 SUPPORTED = "SD-1.x and SD-2.x checkpoints (one 4-channel latent space, the scaled-linear schedule)"
@@ -59,6 +62,26 @@ def failure_message(error: Exception) -> str:
     return str(error) if failure_status(error) == 422 else f"{type(error).__name__}: {error}"
 
 
+def load_failure(error: Exception, entry: ModuleEntry) -> tuple[str, int]:
+    """The message and status of a module that would not load: 422 when its file went away since the lookup (the
+    request names a module that is gone), else 500 (a broken file is the server's state, not the request's)."""
+    if not entry.weights.is_file():
+        return str(ModuleGoneError(entry)), 422
+    return str(error), 500
+
+
+def sampling_failure(error: Exception, module_label: str) -> tuple[str, int]:
+    """Once the request passed prepare(), what fails while the module runs is the server's: 500, naming the module."""
+    return f"{module_label} failed: {type(error).__name__}: {error}", 500
+
+
+def route_failure(error: Exception, missing: tuple[type[Exception], ...]) -> tuple[int, str]:
+    """A /singdiffusion/v1 route's refusal: 404 where the URL's name matches nothing (`missing`), 422 for what cannot
+    be done; the detail names SingDiffusion."""
+    status, detail = 404 if isinstance(error, missing) else 422, str(error)
+    return status, detail if "SingDiffusion" in detail else f"SingDiffusion: {detail}"
+
+
 def img2img_skip_reason(denoising_strength: float, has_mask: bool, inpainting_fill: int | None) -> str | None:
     """SingDiffusion replaces a start from nothing; img2img starts from the image unless the masked region is
     filled with latent noise or latent nothing and denoised completely."""
@@ -84,39 +107,26 @@ def pass_skip_reason(is_hr_pass: bool, adetailer_inner: bool, already_started: b
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class FirstPoint:
-    """The sampler's first point: σ0 (VE) for all samplers, plus ᾱ0 and t0 for timestep samplers.
-
-    scaling says what the sampler does to the unit noise it is handed in txt2img: "sigma" multiplies by σ0,
-    "sgm" by √(1 + σ0²) (the SGM noise multiplier option), "none" uses it as x_t0 (timestep samplers).
-    """
-
-    sigma: float
-    scaling: str
-    alpha_cumprod: float | None = None
-    timestep: int | None = None
+def skip_reason(p, img2img: bool, started: Collection[int]) -> str | None:
+    """Why this call of the hook leaves the sampling alone; None to start it from the module. Reads p.is_hr_pass,
+    p._ad_inner (ADetailer), p.iteration (in `started`: the batch iterations already started) and, for img2img
+    only, p.denoising_strength, p.mask and p.inpainting_fill (a txt2img p has a denoising strength too: hires fix's)."""
+    reason = pass_skip_reason(bool(p.is_hr_pass), bool(getattr(p, "_ad_inner", False)), p.iteration in started)
+    if reason is None and img2img:
+        reason = img2img_skip_reason(p.denoising_strength, getattr(p, "mask", None) is not None,
+                                     getattr(p, "inpainting_fill", None))
+    return reason
 
 
-def sigma_first_point(sigmas: Sequence[float], steps: int, t_enc: int | None, sgm_noise_multiplier: bool) -> FirstPoint:
-    """A k-diffusion sampler's start: the first of its sigmas in txt2img, sigmas[steps - t_enc - 1] in img2img
-    (t_enc given), where the webui scales the noise by σ itself and the SGM option does not apply."""
-    if t_enc is None:
-        return FirstPoint(float(sigmas[0]), "sgm" if sgm_noise_multiplier else "sigma")
-    return FirstPoint(float(sigmas[steps - t_enc - 1]), "sigma")
+def needs_uncond(row_weights: RowWeights, guidance_scale: float) -> bool:
+    """The module needs the negative prompt under guidance (w > 1) and for AND-weighted sub-prompts."""
+    return guidance_scale > 1.0 or not is_plain(row_weights)
 
 
-def first_timestep(timesteps: Sequence[int], t_enc: int | None, unipc: bool, train_timesteps: int) -> int:
-    """A timestep sampler's start. txt2img: the last of its timesteps (DDIM, PLMS: range(0, 1000, 1000 // steps) +
-    1), but UniPC's NoiseScheduleVP starts at continuous time 1, the last training timestep, whatever the steps.
-    img2img: the webui noises the start to timesteps[t_enc] (its sampler then first calls the model one timestep
-    lower, a quirk of its own); the module's start replaces that construction at its noise level."""
-    if t_enc is not None:
-        return int(timesteps[t_enc])
-    if unipc:
-        return train_timesteps - 1
-    return int(timesteps[-1])
-
-
-def timestep_first_point(alpha_cumprod: float, timestep: int) -> FirstPoint:
-    return FirstPoint(float(sigma_from_alpha_cumprod(alpha_cumprod)), "none", alpha_cumprod, timestep)
+def uncond_source(row_weights: RowWeights, guidance_scale: float, host_has_uncond: bool) -> str | None:
+    """Where the host text source's negative rows come from: None (not needed), "host" (the webui's own uc), or
+    "encode" (needed, but the webui computed none: Forge skips the negative prompt at CFG scale 1, so its encoder
+    makes it, as A1111 would have for the request)."""
+    if not needs_uncond(row_weights, guidance_scale):
+        return None
+    return "host" if host_has_uncond else "encode"

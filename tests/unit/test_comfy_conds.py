@@ -63,6 +63,24 @@ def test_guidance_is_normalized_and_skips_the_negative_at_scale_1():
         conds.module_x0(linear_forward, x1, late, 14.6)
 
 
+def test_positive_and_negative_run_in_one_forward_where_their_token_counts_match():
+    calls = []
+
+    def recording_forward(x1, emb):
+        calls.append((x1.shape[0], emb.shape[1]))
+        return linear_forward(x1, emb)
+
+    x1 = torch.randn(2, 4, 8, 8)
+    guidance = conds.Guidance([cond(text(3.0))], [cond(text(1.0))], 4.0)
+    expected = (x1 + 1.0 + 4.0 * (3.0 - 1.0)) / 4.0  # (u + w·(c − u)) / w with c = x1 + 3, u = x1 + 1
+    torch.testing.assert_close(conds.module_x0(recording_forward, x1, guidance, 14.6), expected)
+    assert calls == [(4, 77)]  # cond and uncond of both images in one batch, as ComfyUI runs its UNet
+    calls.clear()
+    long_negative = conds.Guidance([cond(text(3.0))], [cond(text(1.0, tokens=154))], 4.0)
+    torch.testing.assert_close(conds.module_x0(recording_forward, x1, long_negative, 14.6), expected)
+    assert calls == [(2, 77), (2, 154)]  # token counts differ: one forward each, the same x̂0
+
+
 def test_guidance_from_each_kind_of_guider():
     pos, neg = [cond(text(1))], [cond(text(0))]
     cfg = conds.from_guider(StandInGuider({"positive": pos, "negative": neg}, cfg=6.5), 0.0)

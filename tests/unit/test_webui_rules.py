@@ -1,6 +1,6 @@
-"""The webui adapter's own decisions (sing_webui.rules), on plain values: no webui is imported."""
+"""The webui adapter's own decisions (sing_webui.rules): which checkpoints and text sources it serves and which
+status a failure gives, on plain values; no webui is imported."""
 
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +8,25 @@ from pathlib import Path
 import pytest
 
 from sing_core.args import ArgsError
-from sing_core.library import UnknownModuleError
+from sing_core.host_family import HostFamilyError
+from sing_core.library import ModuleEntry, ModuleGoneError, UnknownModuleError
+from sing_core.presets import PresetError
+from sing_core.weights import CheckpointError
 from sing_webui import rules
+from sing_webui.preset_rules import NotFoundError
+from sing_webui.sampler_start import UnknownSamplerError
 
 ROOT = Path(__file__).resolve().parents[2]
+# sing_webui's modules that CI imports: the decisions, apart from the glue that needs a webui
+PLAIN_MODULES = ("sing_webui.rules", "sing_webui.sampler_start", "sing_webui.resolve", "sing_webui.preset_rules")
 
 
-def test_rules_import_no_webui():
-    code = "import sys, sing_webui.rules; print(sorted({m.split('.')[0] for m in sys.modules}))"
+def test_the_plain_decisions_import_no_webui():
+    code = f"import sys, {', '.join(PLAIN_MODULES)}; print(sorted(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     loaded = out.stdout
-    assert all(f"'{name}'" not in loaded for name in ("modules", "gradio", "fastapi", "backend", "modules_forge"))
+    assert all(f"'{module}'" in loaded for module in PLAIN_MODULES)
+    assert all(f"'{name}" not in loaded for name in ("modules", "gradio", "fastapi", "backend", "modules_forge"))
 
 
 @pytest.mark.parametrize("family", ["SD-1.x", "SD-2.x"])
@@ -80,39 +88,68 @@ def test_passes_that_do_not_start_from_nothing_are_left_alone():
     assert "already started" in rules.pass_skip_reason(False, False, True)  # Forge's hires pass calls it twice
 
 
-def test_sigma_first_point():
-    sigmas = [14.6, 7.0, 3.0, 1.0, 0.0]
-    assert rules.sigma_first_point(sigmas, 4, None, False) == rules.FirstPoint(14.6, "sigma")
-    assert rules.sigma_first_point(sigmas, 4, None, True) == rules.FirstPoint(14.6, "sgm")
-    # img2img: t_enc of 4 steps at denoising 0.5 is 2, the webui starts at sigmas[4 - 2 - 1]; the SGM option
-    # only scales the txt2img noise
-    assert rules.sigma_first_point(sigmas, 4, 2, True) == rules.FirstPoint(7.0, "sigma")
-
-
-def test_first_timestep():
-    timesteps = [1, 251, 501, 751]
-    assert rules.first_timestep(timesteps, None, False, 1000) == 751
-    assert rules.first_timestep(timesteps, None, True, 1000) == 999  # UniPC: continuous time 1
-    assert rules.first_timestep(timesteps, 3, False, 1000) == 751
-    assert rules.first_timestep(timesteps, 2, True, 1000) == 501
-
-
-def test_timestep_first_point_is_finite_or_infinite_but_never_nan():
-    point = rules.timestep_first_point(0.0046601, 999)
-    assert point.sigma == pytest.approx(14.6146, abs=1e-4)
-    assert (point.scaling, point.alpha_cumprod, point.timestep) == ("none", 0.0046601, 999)
-    assert math.isinf(rules.timestep_first_point(0.0, 999).sigma)
-
-
 @pytest.mark.parametrize(("error", "status"), [
     (ArgsError("'enabled' must be true or false"), 422),
     (UnknownModuleError("SingDiffusion module 'x' is not installed"), 422),
     (LookupError("the 'module' text source needs SD-1.5's CLIP-L"), 422),
     (FileNotFoundError("the CLIP-L file 'x' is not a file under /models"), 500),  # the server's files
     (rules.RefusalError("text source 'host' needs ..."), 422),
+    (UnknownSamplerError("sampler 'x' is neither a k-diffusion nor a timestep sampler"), 422),
     (RuntimeError("CUDA out of memory"), 500),
+    (CheckpointError("m.bin: not a SingDiffusion module"), 500),  # a broken file in the server's folders
+    (HostFamilyError("model.ckpt: load it in the webui first"), 500),
 ])
 def test_failures_map_to_the_request_or_the_server(error, status):
     assert rules.failure_status(error) == status
     message = rules.failure_message(error)
     assert message == (str(error) if status == 422 else f"{type(error).__name__}: {error}")
+
+
+def module_entry(folder: Path) -> ModuleEntry:
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    weights = folder / "diffusion_pytorch_model.bin"
+    weights.write_bytes(b"w")
+    return ModuleEntry("m", folder, folder.parent, weights)
+
+
+def test_a_module_that_will_not_load_is_the_servers_failure(tmp_path):
+    entry = module_entry(tmp_path / "m")
+    error = CheckpointError(f"{entry.weights}: truncated")
+    assert rules.load_failure(error, entry) == (str(error), 500)
+
+
+def test_a_module_removed_between_the_lookup_and_the_load_is_the_requests(tmp_path):
+    entry = module_entry(tmp_path / "m")
+    entry.weights.unlink()
+    message, status = rules.load_failure(FileNotFoundError(str(entry.weights)), entry)
+    assert status == 422
+    assert message == str(ModuleGoneError(entry))
+    assert "is gone" in message
+    assert "refresh the list" in message
+
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory"), LookupError("no row 3"), ArgsError("x")])
+def test_once_sampling_runs_every_failure_is_the_servers(error):
+    message, status = rules.sampling_failure(error, "tiny-sing [0123456789]")
+    assert status == 500
+    assert message == f"tiny-sing [0123456789] failed: {type(error).__name__}: {error}"
+
+
+@pytest.mark.parametrize(("error", "missing", "status", "detail"), [
+    (NotFoundError("no checkpoint 'x'"), (NotFoundError,), 404, "SingDiffusion: no checkpoint 'x'"),
+    (UnknownModuleError("SingDiffusion module 'x' is not installed"), (NotFoundError,), 422,
+     "SingDiffusion module 'x' is not installed"),  # naming a module in a preset: what cannot be saved
+    (UnknownModuleError("SingDiffusion module 'x' is not installed"), (UnknownModuleError,), 404,
+     "SingDiffusion module 'x' is not installed"),  # the module of a /modules/{name} URL
+    (ModuleGoneError(ModuleEntry("x", Path("/m/x"), Path("/m"), Path("/m/x/w.bin"))), (UnknownModuleError,), 404,
+     None),
+    (ArgsError("unknown SingDiffusion argument(s) 'x'"), (NotFoundError,), 422,
+     "unknown SingDiffusion argument(s) 'x'"),
+    (PresetError("the preset file is read-only"), (NotFoundError,), 422, "SingDiffusion: the preset file is read-only"),
+    (HostFamilyError("model.ckpt: load it first"), (NotFoundError,), 422, "SingDiffusion: model.ckpt: load it first"),
+])
+def test_route_refusals_are_404_for_a_name_that_matches_nothing_else_422(error, missing, status, detail):
+    got_status, got_detail = rules.route_failure(error, missing)
+    assert got_status == status
+    assert got_detail == (detail or str(error))
