@@ -127,13 +127,6 @@ def combine(x1: torch.Tensor, conds: Sequence[Mapping[str, Any]], predictions: S
     return total / count
 
 
-def side_x0(forward: Forward, x1: torch.Tensor, conds: Sequence[Mapping[str, Any]], sigma0: float
-            ) -> torch.Tensor | None:
-    """One side's x̂0: the counting conds' predictions, weighted as ComfyUI weighs its UNet's. None: none counts."""
-    conds = counting(conds, sigma0)
-    return combine(x1, conds, batched_forward(forward, side_parts(x1, conds))) if conds else None
-
-
 def module_x0(forward: Forward, x1: torch.Tensor, guidance: Guidance, sigma0: float) -> torch.Tensor:
     """x̂0 for the batch: normalized guidance (u + w·(c − u)) / w of the two sides, or the positive alone.
 

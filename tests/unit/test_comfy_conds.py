@@ -43,10 +43,10 @@ def test_area_weight_is_a_feathered_box_and_a_mask_is_taken_as_is():
 def test_several_conds_are_a_weighted_mean_of_the_predictions():
     x1 = torch.zeros(2, 4, 8, 8)
     both = [cond(text(1.0), strength=1.0), cond(text(4.0, tokens=154), strength=3.0)]  # 77 and 154 tokens
-    out = conds.side_x0(linear_forward, x1, both, 14.6)
+    out = conds.module_x0(linear_forward, x1, conds.Guidance(both, [], 1.0), 14.6)
     torch.testing.assert_close(out, torch.full_like(x1, (1.0 * 1 + 4.0 * 3) / 4))
     half = [cond(text(2.0)), cond(text(6.0), area=(8, 4, 0, 0))]  # the area cond covers the left half
-    out = conds.side_x0(linear_forward, x1, half, 14.6)
+    out = conds.module_x0(linear_forward, x1, conds.Guidance(half, [], 1.0), 14.6)
     assert out[0, 0, 0, 7].item() == pytest.approx(2.0)
     assert out[0, 0, 0, 0].item() == pytest.approx(4.0)  # the image border: weights 1 and 1
 
