@@ -12,10 +12,11 @@
     var hints = {
         "SingDiffusion": "Replace the Gaussian start of sampling with the module's DDIM step.",
         "Module": "A module in models/SingDiffusion; empty: the default from Settings.",
-        "Module guidance": "Normalized CFG of the module; 0 follows the CFG scale, ≤ 1 uses the prompt alone.",
-        "Text encoder": "module: SD-1.5's CLIP-L on the plain prompt (as trained); host: the checkpoint's own conditioning (emphasis, embeddings); auto: host on SD-1 at CLIP skip 1, else module.",
+        "Module guidance": "The module's own CFG. SingDiffusion modules: normalized, 0 follows the CFG scale, ≤ 1 the prompt alone. One More Step modules: plain CFG against \"\", 0 is its default 1.",
+        "Text encoder": "module: the module's own text encoder on the plain prompt (as trained); host: the checkpoint's own conditioning (emphasis, embeddings) where it is what the module reads; auto: host where it is, else module.",
         "Follow the preset for this checkpoint": "Use the values saved for the checkpoint in use, if any.",
         "Module strength": "Scales the module's pull: 0 is the plain Gaussian start, 1 the paper's method, above 1 a stronger pull toward the prompt's brightness.",
+        "Module prompt": "What the module reads instead of the prompt (One More Step's low-frequency control: prompt \"a car\", module prompt \"red car\"); empty: the prompt.",
         "Modules": "The installed modules: hash, latent channels, cross-attention width, size; convert a release folder's .bin to .safetensors.",
     };
     if (typeof titles !== "undefined") {

@@ -7,6 +7,7 @@ this package unchanged; it imports no webui, gradio, diffusers or transformers m
 
 from sing_core.checkpoint import ModuleInfo, describe, load_module, save_module
 from sing_core.config import ConfigError, UNetConfig
+from sing_core.kinds import ModuleKind
 from sing_core.module import SingModule
 from sing_core.schedule import alpha_cumprod_from_sigma, sd_alphas_cumprod, sigma_from_alpha_cumprod
 from sing_core.start import ddim_start, normalized_guidance, sigma_start, unit_noise_start
@@ -18,6 +19,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ModuleInfo",
+    "ModuleKind",
     "SingModule",
     "UNetConfig",
     "alpha_cumprod_from_sigma",

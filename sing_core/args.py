@@ -41,18 +41,23 @@ FIELDS: tuple[Field, ...] = (
           "Replace the Gaussian start of sampling with the module's DDIM step.", xyz="SingDiffusion enabled"),
     Field("module", str, "", "Module", "A module in models/SingDiffusion; empty: the default from Settings.",
           infotext="SingDiffusion", xyz="SingDiffusion module"),
-    Field("guidance_scale", float, 0.0, "Module guidance", "Normalized CFG of the module; 0 follows the CFG scale, "
-          "≤ 1 uses the prompt alone.", infotext="SingDiffusion guidance", xyz="SingDiffusion guidance",
+    Field("guidance_scale", float, 0.0, "Module guidance", "The module's own CFG. SingDiffusion modules: normalized, "
+          "0 follows the CFG scale, ≤ 1 the prompt alone. One More Step modules: plain CFG against \"\", 0 is its "
+          "default 1.", infotext="SingDiffusion guidance", xyz="SingDiffusion guidance",
           minimum=0.0, maximum=GUIDANCE_MAX),
-    Field("text_source", str, "auto", "Text encoder", "module: SD-1.5's CLIP-L on the plain prompt (as trained); "
-          "host: the checkpoint's own conditioning (emphasis, embeddings); auto: host on SD-1 at CLIP skip 1, "
-          "else module.", infotext="SingDiffusion text source", choices=TEXT_SOURCES),
+    Field("text_source", str, "auto", "Text encoder", "module: the module's own text encoder on the plain prompt "
+          "(as trained); host: the checkpoint's own conditioning (emphasis, embeddings) where it is what the module "
+          "reads; auto: host where it is, else module.", infotext="SingDiffusion text source", choices=TEXT_SOURCES),
     Field("follow_preset", bool, True, "Follow the preset for this checkpoint",
           "Use the values saved for the checkpoint in use, if any.", in_preset=False),
     # Last: positional API calls made before it existed keep their meaning.
     Field("strength", float, 1.0, "Module strength", "Scales the module's pull: 0 is the plain Gaussian start, 1 the "
           "paper's method, above 1 a stronger pull toward the prompt's brightness.",
           infotext="SingDiffusion strength", xyz="SingDiffusion strength", minimum=0.0, maximum=STRENGTH_MAX),
+    # Appended after strength for the same reason.
+    Field("module_prompt", str, "", "Module prompt", "What the module reads instead of the prompt (One More Step's "
+          "low-frequency control: prompt \"a car\", module prompt \"red car\"); empty: the prompt.",
+          infotext="SingDiffusion module prompt"),
 )
 FIELD_BY_KEY = {field.key: field for field in FIELDS}
 PRESET_KEYS = tuple(field.key for field in FIELDS if field.in_preset)
@@ -90,6 +95,7 @@ class SingArgs:
     text_source: str = "auto"
     follow_preset: bool = True
     strength: float = 1.0
+    module_prompt: str = ""
 
     @classmethod
     def from_dict(
@@ -143,15 +149,17 @@ class SingArgs:
 
 
 def infotext_params(
-    module_label: str, guidance_scale: float, text_source: str, strength: float = 1.0
+    module_label: str, guidance_scale: float, text_source: str, strength: float = 1.0, module_prompt: str = ""
 ) -> dict[str, str]:
     """The infotext of one generation: the values actually used (guidance after 'follow CFG' is resolved).
-    Values at their defaults that change nothing are left out (text source auto, strength 1)."""
+    Values at their defaults that change nothing are left out (text source auto, strength 1, no module prompt)."""
     params = {"SingDiffusion": module_label, "SingDiffusion guidance": f"{guidance_scale:g}"}
     if text_source != "auto":
         params["SingDiffusion text source"] = text_source
     if strength != 1.0:
         params["SingDiffusion strength"] = f"{strength:g}"
+    if module_prompt:
+        params["SingDiffusion module prompt"] = module_prompt
     return params
 
 
@@ -176,6 +184,7 @@ def from_infotext(params: Mapping[str, str]) -> dict[str, Any]:
                               "text_source": params.get("SingDiffusion text source", "auto")}
     values["guidance_scale"] = _infotext_number(params, "SingDiffusion guidance", 0.0)
     values["strength"] = _infotext_number(params, "SingDiffusion strength", 1.0)
+    values["module_prompt"] = params.get("SingDiffusion module prompt", "")
     return values
 
 

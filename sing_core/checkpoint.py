@@ -2,8 +2,10 @@
 
 Our single-file format is a .safetensors whose keys are diffusers' UNet2DConditionModel keys without the time
 embedding, whose metadata holds "singdiffusion_format" = "1", "singdiffusion_config" = the diffusers-style config as
-JSON and "format" = "pt"; it may also carry a CLIPTextModel under "text_encoder." with its config in
-"text_encoder_config" (read by the text encoder's own loader; ignored here).
+JSON, "format" = "pt" and the module's kind (sing_core.kinds: "singdiffusion_method", "singdiffusion_family",
+"singdiffusion_text"; a file without them is a SingDiffusion SD-1.x/2.x module reading CLIP-L); it may also carry a
+CLIPTextModel under "text_encoder." with its config in "text_encoder_config" (read by the text encoder's own loader;
+ignored here).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 
 from sing_core.config import ConfigError, UNetConfig
+from sing_core.kinds import ModuleKind
 from sing_core.module import SingModule
 from sing_core.unet import SingUNet
 from sing_core.weights import (
@@ -30,6 +33,7 @@ from sing_core.weights import (
     CheckpointError,
     is_ignored_key,
     read_config,
+    read_kind,
     read_shapes,
     read_unet_tensors,
     resolve,
@@ -95,6 +99,7 @@ def load_module(
         raise CheckpointError(f"load_module(dtype={dtype}): supported dtypes are float32, float16 and bfloat16")
     source = resolve(path)
     config = read_config(source)
+    kind = read_kind(source)
     state = read_unet_tensors(source)
     where = str(source.weights)
     check_state({k: tuple(v.shape) for k, v in state.items()}, {k: v.dtype for k, v in state.items()}, config, where)
@@ -103,9 +108,9 @@ def load_module(
         unet = SingUNet(config)
     unet.load_state_dict(state, strict=True, assign=True)  # the loaded tensors become the parameters: no copy
     del state
-    module = SingModule(config, unet).to(device=device, dtype=dtype).eval().requires_grad_(False)
+    module = SingModule(config, unet, kind).to(device=device, dtype=dtype).eval().requires_grad_(False)
     module.path = str(source.path)
-    module.name = source.path.stem if source.config_path is None else source.path.name
+    module.name = source.name
     module.short_hash = short_hash(source.path)
     return module
 
@@ -128,10 +133,12 @@ def save_module(
     half: bool = False,
     text_encoder_state: dict[str, torch.Tensor] | None = None,
     text_encoder_config: dict | None = None,
+    kind: ModuleKind | None = None,
 ) -> Path:
     """Write our single .safetensors atomically (a temp file in the same folder, then os.replace). Returns the path.
 
-    config may be None when module_or_state is a SingModule (its own config is used).
+    config may be None when module_or_state is a SingModule (its own config is used); kind likewise (its own kind;
+    for a bare state dict the default, a SingDiffusion SD-1.x/2.x module reading CLIP-L).
 
     The time embedding and time projections of a diffusers state dict are dropped; everything else must match the
     config exactly. half=True stores float16 (and refuses weights that overflow it).
@@ -156,7 +163,10 @@ def save_module(
         f"save_module({path})",
     )
     tensors = dict(state)
+    if kind is None:
+        kind = module_or_state.kind if isinstance(module_or_state, SingModule) else ModuleKind()
     metadata = {"format": "pt", FORMAT_KEY: FORMAT_VERSION, CONFIG_KEY: json.dumps(config.to_dict())}
+    metadata |= kind.to_metadata()
     if text_encoder_state is not None:
         tensors |= {TEXT_ENCODER_PREFIX + k: v.detach() for k, v in text_encoder_state.items()}
         if text_encoder_config is None:
@@ -189,7 +199,8 @@ class ModuleInfo:
 
     name: str
     path: str
-    kind: str
+    kind: str  # the layout: our file, SingDiffusion's or One More Step's release folder
+    module_kind: ModuleKind
     config: UNetConfig
     parameter_count: int
     dtype: str
@@ -210,14 +221,16 @@ def describe(path: str | os.PathLike) -> ModuleInfo:
     """
     source = resolve(path)
     config = read_config(source)
+    module_kind = read_kind(source)
     shapes, dtypes, has_text_encoder = read_shapes(source)
     check_state(shapes, dtypes, config, str(source.weights))
     names = sorted({str(d).removeprefix("torch.") for d in dtypes.values()})
     size = source.weights.stat().st_size + (source.config_path.stat().st_size if source.config_path else 0)
     return ModuleInfo(
-        name=source.path.stem if source.config_path is None else source.path.name,
+        name=source.name,
         path=str(source.path),
         kind=source.kind,
+        module_kind=module_kind,
         config=config,
         parameter_count=sum(int(torch.Size(s).numel()) for s in shapes.values()),
         dtype=names[0] if len(names) == 1 else f"mixed ({', '.join(names)})",

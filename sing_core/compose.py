@@ -1,12 +1,14 @@
-"""x̂0 for a whole webui batch: per-image prompts, AND-composed sub-prompts and normalized guidance, batched.
+"""x̂0 for a whole webui batch: per-image prompts, AND-composed sub-prompts and the method's guidance, batched.
 
 A batch of B images may carry R ≥ B conditioning rows (the webui's "a AND b :0.5" gives one row per sub-prompt,
-each with a weight). With the module's raw prediction φ(x1, ·) of each row and of each image's negative prompt u,
+each with a weight). With the module's unguided x0 prediction of each row and of each image's unconditional side u
+(the negative prompt for SingDiffusion, "" for One More Step),
 
-    x̂0 = (u + w·Σ_k w_k·(c_k − u)) / w,   w = max(guidance_scale, 1)
+    SingDiffusion:  x̂0 = (u + w·Σ_k w_k·(c_k − u)) / w,   w = max(guidance_scale, 1)
+    One More Step:  x̂0 = u + w·Σ_k w_k·(c_k − u)          (plain CFG, any w > 0)
 
-which is the reference's normalized guidance (u + w·(c − u))/w for one sub-prompt of weight 1, and composable
-diffusion at scale 1 for w ≤ 1 (just c for a plain prompt, where u is not even computed).
+which is each reference's guidance for one sub-prompt of weight 1, and composable diffusion at scale 1 for w = 1
+(just c for a plain prompt, where u is not even computed).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+
+from sing_core.kinds import ModuleKind
 
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x1 rows, embedding rows) -> x0 rows
 RowWeights = Sequence[Sequence[tuple[int, float]]]  # per image: (row index into conds, weight)
@@ -40,14 +44,17 @@ def composable_x0(
     row_weights: RowWeights,
     uncond: torch.Tensor | None,
     guidance_scale: float,
+    kind: ModuleKind | None = None,
 ) -> torch.Tensor:
-    """x̂0 [B, C, H, W] for x1 [B, C, H, W], conds [R, T, D] addressed by row_weights, uncond [B, T', D]."""
+    """x̂0 [B, C, H, W] for x1 [B, C, H, W], conds [R, T, D] addressed by row_weights, uncond [B, T', D]; `kind`
+    (the module's, default SingDiffusion's) says which guidance."""
+    kind = kind or ModuleKind()
     if len(row_weights) != x1.shape[0]:
         raise ValueError(f"composable_x0: {len(row_weights)} prompts for a batch of {x1.shape[0]} latents")
     owner = torch.tensor([image for image, rows in enumerate(row_weights) for _ in rows], device=x1.device)
     order = [row for rows in row_weights for row, _ in rows]
     cond_rows = conds[order]
-    w = max(float(guidance_scale), 1.0)
+    w = max(float(guidance_scale), 1.0) if kind.normalized_guidance else float(guidance_scale)
 
     if w == 1.0 and is_plain(row_weights):
         return forward(x1[owner], cond_rows)
@@ -58,4 +65,5 @@ def composable_x0(
     weights = torch.tensor([weight for rows in row_weights for _, weight in rows], dtype=x0_cond.dtype,
                            device=x0_cond.device).view(-1, 1, 1, 1)
     delta = torch.zeros_like(x0_uncond).index_add_(0, owner, weights * (x0_cond - x0_uncond[owner]))
-    return (x0_uncond + w * delta) / w
+    guided = x0_uncond + w * delta
+    return guided / w if kind.normalized_guidance else guided

@@ -23,6 +23,7 @@ IGNORED_KEYS = frozenset(
         "_diffusers_version",
         "_name_or_path",
         "_use_default_values",
+        "subfolder",
         "flip_sin_to_cos",
         "freq_shift",
         "time_embedding_type",
@@ -203,7 +204,8 @@ class _Reader:
                 continue
             if key not in REQUIRED_DEFAULTS:
                 raise self.fail(
-                    key, value, "unknown key; SingUNet supports SD-1.x/2.x style UNet2DConditionModel configs"
+                    key, value, "unknown key; SingUNet supports the UNet2DConditionModel configs of SingDiffusion's and"
+                    " One More Step's modules"
                 )
             default = REQUIRED_DEFAULTS[key]
             values = value if isinstance(value, list) else [value]

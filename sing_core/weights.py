@@ -1,9 +1,11 @@
 """Reading SingDiffusion module files safely: where the config and weights are, tensors, shapes, hashes.
 
-Two layouts are accepted:
-  (a) the release folder: config.json + diffusion_pytorch_model.bin (a pickled state dict, read with torch's
-      weights_only unpickler, never a full unpickle) or + diffusion_pytorch_model.safetensors;
-  (b) one .safetensors file carrying the config in its metadata (written by checkpoint.save_module).
+Three layouts are accepted:
+  (a) SingDiffusion's release folder: config.json + diffusion_pytorch_model.bin (a pickled state dict, read with
+      torch's weights_only unpickler, never a full unpickle) or + diffusion_pytorch_model.safetensors;
+  (b) One More Step's release folder as downloaded from Hugging Face, or its oms_module/ subfolder
+      (sing_core.oms_folder);
+  (c) one .safetensors file carrying the config and the module's kind in its metadata (checkpoint.save_module).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import torch
 
+from sing_core import oms_folder
 from sing_core.config import ConfigError, UNetConfig
+from sing_core.kinds import ModuleKind, ModuleKindError
 from sing_core.pickle_header import HeaderError, TensorHeader, read_state_dict_header
 
 CONFIG_NAME = "config.json"
@@ -34,7 +38,10 @@ TEXT_ENCODER_PREFIX = "text_encoder."
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
-RELEASE_HINT = "a SingDiffusion module is a folder with config.json + diffusion_pytorch_model.bin, or a .safetensors"
+RELEASE_HINT = (
+    "a start module is SingDiffusion's folder (config.json + diffusion_pytorch_model.bin), One More Step's folder as"
+    " downloaded (model_index.json + oms_module/ + ...), or a module .safetensors"
+)
 CONVERT_HINT = "python -m sing_core convert RELEASE_FOLDER OUT.safetensors"
 
 
@@ -49,22 +56,40 @@ def is_ignored_key(key: str) -> bool:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a module's config and weights live. config_path is None for our single file (config in metadata)."""
+    """Where a module's config and weights live, and what the module is. config_path is None for our single file
+    (config and kind in its metadata); module_kind is None there until read_kind reads the metadata."""
 
     path: Path
     weights: Path
     config_path: Path | None
+    module_kind: ModuleKind | None = None
 
     @property
     def kind(self) -> str:
+        """The layout, for people: which of the three forms the module came in."""
         if self.config_path is None:
             return "singdiffusion .safetensors"
+        if self.config_path.parent.name == oms_folder.MODULE_FOLDER:
+            return f"One More Step release folder ({self.weights.name})"
         return f"release folder ({self.weights.suffix})"
+
+    @property
+    def name(self) -> str:
+        """The module's name: the file's stem, or the release folder's name."""
+        return self.path.stem if self.config_path is None else self.path.name
 
 
 def resolve(path: str | os.PathLike) -> Source:
-    """Find the config and the weights for a folder, a release weights file, or one of our .safetensors files."""
+    """Find the config, the weights and (for folders) the kind of a release folder, a release weights file, an OMS
+    folder or its oms_module/, or one of our .safetensors files."""
     path = Path(path)
+    try:
+        root = oms_folder.oms_root(path if path.is_dir() else path.parent)
+        if root is not None:
+            config_path, weights = oms_folder.module_files(root)
+            return Source(root, weights, config_path, oms_folder.module_kind(root))
+    except oms_folder.OmsFolderError as error:
+        raise CheckpointError(str(error)) from error
     if path.is_dir():
         config_path = path / CONFIG_NAME
         found = [path / name for name in WEIGHTS_NAMES if (path / name).is_file()]
@@ -75,7 +100,7 @@ def resolve(path: str | os.PathLike) -> Source:
             )
         if not config_path.is_file():
             raise CheckpointError(f"{path}: missing {CONFIG_NAME} beside {found[0].name}; download it with the weights")
-        return Source(path, found[0], config_path)
+        return Source(path, found[0], config_path, ModuleKind())  # the SingDiffusion release's own layout
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file or folder; {RELEASE_HINT}")
     if path.name in WEIGHTS_NAMES:
@@ -111,6 +136,18 @@ def read_config(source: Source) -> UNetConfig:
             f" file (a checkpoint or LoRA?); make one from the release folder with `{CONVERT_HINT}`"
         )
     return _parse_config(metadata[CONFIG_KEY], f"{source.weights} (metadata {CONFIG_KEY!r})")
+
+
+def read_kind(source: Source) -> ModuleKind:
+    """The module's method, latent family and text kind: from the folder's layout, or our file's metadata."""
+    if source.module_kind is not None:
+        return source.module_kind
+    with _safe_open(source.weights) as f:
+        metadata = f.metadata() or {}
+    try:
+        return ModuleKind.from_metadata(metadata)
+    except ModuleKindError as error:
+        raise CheckpointError(f"{source.weights}: {error}; convert the module again") from error
 
 
 def _parse_config(text: str, where: str) -> UNetConfig:

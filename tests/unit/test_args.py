@@ -14,11 +14,23 @@ from sing_core.args import (
 
 
 def test_positional_order_is_the_field_order():
-    args = SingArgs.from_script_args([True, "mod", 7.5, "module", False, 0.5])
-    assert args == SingArgs(True, "mod", 7.5, "module", False, 0.5)
-    assert args.as_positional() == [True, "mod", 7.5, "module", False, 0.5]
+    args = SingArgs.from_script_args([True, "mod", 7.5, "module", False, 0.5, "red car"])
+    assert args == SingArgs(True, "mod", 7.5, "module", False, 0.5, "red car")
+    assert args.as_positional() == [True, "mod", 7.5, "module", False, 0.5, "red car"]
     assert [f.key for f in FIELDS] == ["enabled", "module", "guidance_scale", "text_source", "follow_preset",
-                                       "strength"]
+                                       "strength", "module_prompt"]
+
+
+def test_positional_calls_made_before_module_prompt_keep_their_meaning():
+    assert SingArgs.from_script_args([True, "mod", 7.5, "module", False, 0.5]).module_prompt == ""
+
+
+def test_module_prompt_round_trips_through_infotext():
+    params = infotext_params("m [0123456789]", 2.0, "module", 1.0, module_prompt="red car, at night")
+    assert params["SingDiffusion module prompt"] == "red car, at night"
+    assert from_infotext(params)["module_prompt"] == "red car, at night"
+    assert "SingDiffusion module prompt" not in infotext_params("m", 2.0, "module")
+    assert from_infotext({"SingDiffusion": "m"})["module_prompt"] == ""
 
 
 def test_positional_calls_made_before_strength_keep_their_meaning():
@@ -59,7 +71,7 @@ def test_dict_first_then_webui_padding_is_accepted():
         ([True, "m", 1.0, "auto", True, -0.5], "'strength' must be between 0 and 2, got -0.5"),
         ([True, "m", 1.0, "auto", True, 2.5], "'strength' must be between 0 and 2, got 2.5"),
         ([True, "m", 1.0, "auto", True, "1"], "'strength' must be a number, got '1'"),
-        ([True, "m", 1.0, "auto", True, 1.0, "extra"], "at most 6 positional arguments"),
+        ([True, "m", 1.0, "auto", True, 1.0, "", "extra"], "at most 7 positional arguments"),
     ],
 )
 def test_bad_arguments_name_the_argument_and_the_fix(args, match):
@@ -83,6 +95,7 @@ def test_preset_holds_the_preset_fields_only():
         "guidance_scale": 2.0,
         "text_source": "host",
         "strength": 0.5,
+        "module_prompt": "",
     }
 
 
@@ -100,6 +113,7 @@ def test_infotext_round_trip():
         "text_source": "module",
         "follow_preset": False,
         "strength": 1.0,
+        "module_prompt": "",
     }
     assert "SingDiffusion text source" not in infotext_params("tiny", 1.0, "auto")
     assert from_infotext(infotext_params("tiny", 1.0, "auto"))["text_source"] == "auto"

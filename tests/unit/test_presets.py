@@ -16,7 +16,7 @@ def test_missing_file_is_empty_and_put_creates_it(store):
     assert store.all() == {}
     preset = store.put("v1-5.safetensors [6ce0161689]", "6ce0161689", {"enabled": True, "module": "m"})
     assert preset.values == {"enabled": True, "module": "m", "guidance_scale": 0.0, "text_source": "auto",
-                             "strength": 1.0}
+                             "strength": 1.0, "module_prompt": ""}
     data = json.loads(store.path.read_text())
     assert data["version"] == 1
     assert data["presets"]["v1-5.safetensors [6ce0161689]"]["checkpoint_hash"] == "6ce0161689"
@@ -27,7 +27,7 @@ def test_a_file_saved_before_strength_existed_loads_with_strength_1(store):
     old = {"checkpoint_hash": None, "enabled": True, "module": "m", "guidance_scale": 3.0, "text_source": "auto"}
     store.path.write_text(json.dumps({"version": 1, "presets": {"c": old}}))
     assert store.find("c").values == {"enabled": True, "module": "m", "guidance_scale": 3.0, "text_source": "auto",
-                                      "strength": 1.0}
+                                      "strength": 1.0, "module_prompt": ""}
 
 
 def test_find_by_title_then_by_hash(store):

@@ -20,7 +20,8 @@ SD1 = HostFamily("SD-1.x", 4)
 SDXL = HostFamily("SDXL", 4)
 CHANNELS = {"tiny-sing": 4, "wide-sing": 8}
 TINY = StandInCheckpointInfo("tiny-sd1.safetensors", "0123456789", "/models/tiny-sd1.safetensors")
-ENABLED = {"enabled": True, "module": "tiny-sing", "guidance_scale": 3.0, "text_source": "module", "strength": 0.8}
+ENABLED = {"enabled": True, "module": "tiny-sing", "guidance_scale": 3.0, "text_source": "module", "strength": 0.8,
+           "module_prompt": ""}
 
 
 def latent_channels(name: str) -> int:

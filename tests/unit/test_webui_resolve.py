@@ -78,7 +78,7 @@ def test_a_bad_x_y_z_value_is_a_422_naming_the_plot(xyz, says):
 
 @pytest.mark.parametrize(("script_args", "says"), [
     ([True, "m", "7"], "'guidance_scale' must be a number, got '7'"),
-    ([*PANEL_DEFAULTS, True], "at most 6 positional arguments"),
+    ([*PANEL_DEFAULTS, True], "at most 7 positional arguments"),
     ([{"enabeld": True}], "unknown SingDiffusion argument"),
     ([True, "m", 0.0, "clip"], "'text_source' must be one of auto, module, host"),
 ])
@@ -132,7 +132,7 @@ def test_request_args_are_checked_and_the_module_looked_up_only_when_enabled():
 @pytest.mark.parametrize(("sent", "says"), [
     ({"enabled": True}, '"args" of SingDiffusion must be a list, got dict'),
     ([{"enabled": True}, True], "either one dict of named arguments or positional arguments, not both"),
-    ([True, "m", 0.0, "auto", True, 1.0, 0], "at most 6 positional arguments"),
+    ([True, "m", 0.0, "auto", True, 1.0, "", 0], "at most 7 positional arguments"),
 ])
 def test_malformed_request_args_are_a_422(sent, says):
     with pytest.raises(ArgsError, match=says) as refused:

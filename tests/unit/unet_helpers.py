@@ -79,3 +79,51 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# One More Step's "b" layout (diffusers 0.23 config keys, no time keys in the weights), reduced in width.
+TINY_OMS = {
+    "_diffusers_version": "0.23.1",
+    "_name_or_path": "h1t/oms_b_openclip_xl",
+    "subfolder": "oms_module",
+    "sample_size": None,
+    "in_channels": 4,
+    "out_channels": 4,
+    "block_out_channels": [16, 32, 64],
+    "layers_per_block": 2,
+    "attention_head_dim": [1, 2, 4],
+    "num_attention_heads": None,
+    "cross_attention_dim": 40,
+    "norm_num_groups": 8,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "use_linear_projection": False,
+    "addition_embed_type": None,
+    "addition_embed_type_num_heads": 64,
+    "class_embed_type": None,
+    "encoder_hid_dim": None,
+    "time_embedding_type": "positional",
+    "transformer_layers_per_block": 1,
+}
+OMS_PIPELINES = {"sd": ["stable_diffusion", "StableDiffusionPipeline"],
+                 "sdxl": ["stable_diffusion_xl", "StableDiffusionXLPipeline"]}
+OPENCLIP_H_POINTER = {"_name_or_path": "stabilityai/stable-diffusion-2-1", "subfolder": "text_encoder",
+                      "architectures": ["CLIPTextModel"], "hidden_act": "gelu", "hidden_size": 40}
+
+
+def write_oms_release(root: Path, state: dict[str, torch.Tensor], family: str = "sdxl", config: dict = TINY_OMS,
+                      text_config: dict | None = None, sd_pipeline: list | None = None) -> Path:
+    """A folder laid out as One More Step's Hugging Face releases (fp16 safetensors in oms_module/)."""
+    (root / "oms_module").mkdir(parents=True, exist_ok=True)
+    (root / "oms_text_encoder").mkdir(exist_ok=True)
+    index = {"_class_name": "OMSPipeline", "_diffusers_version": "0.23.1",
+             "oms_module": ["diffusers_patch", "OMSModel"], "oms_text_encoder": ["transformers", "CLIPTextModel"],
+             "oms_tokenizer": ["transformers", "CLIPTokenizer"],
+             "sd_pipeline": sd_pipeline if sd_pipeline is not None else OMS_PIPELINES[family]}
+    (root / "model_index.json").write_text(json.dumps(index))
+    (root / "oms_module" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionWoCTModel", **config}))
+    (root / "oms_text_encoder" / "config.json").write_text(json.dumps(text_config or OPENCLIP_H_POINTER))
+    save_file({k: v.half().contiguous() for k, v in state.items()},
+              str(root / "oms_module" / "diffusion_pytorch_model.fp16.safetensors"))
+    return root
