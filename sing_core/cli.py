@@ -15,6 +15,8 @@ from pathlib import Path
 # command -> (module, one-line help). Nested commands ("bench unet") are registered with a space.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sing_core.demo.command", "CPU demo: the average-brightness problem of a Gaussian start and its fix"),
+    "catalogue": ("sing_core.commands.catalogue", "the known modules: what each fits and how to get it"),
+    "download": ("sing_core.commands.download", "download a catalogue module (resumable, checked before it is kept)"),
     "convert": ("sing_core.commands.convert", "turn a release folder into one .safetensors module file"),
     "inspect": ("sing_core.commands.inspect_module", "show a module's config, size, dtype and hash"),
     "encode": ("sing_core.commands.encode", "encode an image folder with captions into a latents file for training"),

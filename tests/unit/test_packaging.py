@@ -46,6 +46,7 @@ def test_the_wheel_holds_every_sing_package_and_nothing_else(wheel):
     packages = {top for top in tops if not top.endswith(".dist-info")}
     assert packages == {"sing_core", "sing_webui", "sing_diffusers", "sing_comfy"}
     assert "sing_core/text/tokenizer.py" in wheel.namelist()
+    assert "sing_core/catalogue.json" in wheel.namelist()  # package data: the module catalogue
 
 
 def test_dependencies_are_lower_bounds_and_diffusers_is_an_extra(wheel):
