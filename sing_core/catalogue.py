@@ -37,7 +37,7 @@ class CatalogueEntry:
     download_page: str
     browser_only: bool  # a Google Drive folder: no direct link, the user downloads it in a browser
     approx_size: str | None
-    how_to_get: str
+    browser_steps: str | None  # for a browser_only module: what to do in the browser and where to put it
     text_needed: str
     hub_repo: str | None
     revision: str | None  # a pinned commit; None where none is known (DEFAULT_REVISION is fetched)
@@ -46,6 +46,12 @@ class CatalogueEntry:
     @property
     def fetch_revision(self) -> str:
         return self.revision or DEFAULT_REVISION
+
+    def how_to_get(self, folder: str | None = None) -> str:
+        """The browser steps, or the download command (into `folder` where the host's is not the default)."""
+        if self.browser_only:
+            return self.browser_steps or f"download it in a browser from {self.download_page}"
+        return f"python -m sing_core download {self.name}" + (f" --dir {folder}" if folder else "")
 
     def row(self) -> str:
         """One line: name, method, family, text, size."""
@@ -72,7 +78,7 @@ class Catalogue:
 
     def file_url(self, entry: CatalogueEntry, remote: RemoteFile, base_url: str | None = None) -> str:
         if entry.hub_repo is None:
-            raise CatalogueError(f"{entry.name} has no direct download: {entry.how_to_get} ({entry.download_page})")
+            raise CatalogueError(f"{entry.name} has no direct download: {entry.how_to_get()} ({entry.download_page})")
         return self.url_pattern.format(base_url=(base_url or self.base_url).rstrip("/"), repo=entry.hub_repo,
                                        revision=entry.fetch_revision, path=remote.path)
 
@@ -86,7 +92,7 @@ def _entry(raw: dict) -> CatalogueEntry:
     return CatalogueEntry(
         name=raw["name"], title=raw["title"], kind=ModuleKind(raw["method"], raw["family"], raw["text"]),
         source_page=raw["source_page"], download_page=raw["download_page"], browser_only=bool(raw["browser_only"]),
-        approx_size=raw.get("approx_size"), how_to_get=raw["how_to_get"], text_needed=raw["text_needed"],
+        approx_size=raw.get("approx_size"), browser_steps=raw.get("browser_steps"), text_needed=raw["text_needed"],
         hub_repo=raw.get("hub_repo"), revision=raw.get("revision"), files=files,
     )
 
@@ -97,19 +103,25 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
     return Catalogue(raw["hub"]["base_url"], raw["hub"]["url_pattern"], tuple(_entry(m) for m in raw["modules"]))
 
 
-def suggest(host_family: str | None) -> str:
-    """What to tell a user with no module installed: which module fits the loaded checkpoint, and how to get it."""
+def suggest(host_family: str | None, folder: str | None = None, also: str = "") -> str:
+    """What to tell a user with no module installed: which module fits the loaded checkpoint, and how to get it.
+    `folder`: the host's module folder where `download`'s default (models/SingDiffusion) is not it; `also`: the
+    host's own way to download, added to each downloadable module's line."""
     catalogue = load_catalogue()
-    if host_family is None or host_family == "unknown":
-        names = ", ".join(catalogue.names())
-        return (f"No start module is installed. Known modules: {names}; `python -m sing_core catalogue` says which "
-                "fits which checkpoint and how to get each.")
-    if host_family not in HOST_LATENT_FAMILY:
+    if host_family in (None, "unknown"):
+        host_family = None
+        lines = ["No start module is installed. Known modules (`python -m sing_core catalogue` says more):"]
+        entries = catalogue.entries
+    elif host_family not in HOST_LATENT_FAMILY:
         return (f"No start module exists for {host_family} checkpoints (modules serve SD-1.x/2.x and SDXL); load one "
                 "of those to use SingDiffusion.")
-    lines = [f"No start module is installed. For this {host_family} checkpoint:"]
-    for entry in catalogue.fitting(host_family):
+    else:
+        lines = [f"No start module is installed. For this {host_family} checkpoint:"]
+        entries = catalogue.fitting(host_family)
+    for entry in entries:
         size = f", {entry.approx_size}" if entry.approx_size else ""
-        lines.append(f"- {entry.name} ({METHOD_NAMES[entry.kind.method]}{size}): {entry.how_to_get}. Text: "
+        family = "" if host_family else f", for {FAMILY_NAMES[entry.kind.family]}"
+        how = entry.how_to_get(folder) + ("" if entry.browser_only or not also else f" ({also})")
+        lines.append(f"- {entry.name} ({METHOD_NAMES[entry.kind.method]}{family}{size}): {how}. Text: "
                      f"{entry.text_needed}.")
     return "\n".join(lines)

@@ -159,7 +159,7 @@ def download_module(
     catalogue = load_catalogue()
     entry = catalogue.get(name)
     if entry.browser_only:
-        raise CatalogueError(f"{entry.name} cannot be downloaded here: {entry.how_to_get}. Link: "
+        raise CatalogueError(f"{entry.name} cannot be downloaded here: {entry.how_to_get()}. Link: "
                              f"{entry.download_page} (from {entry.source_page}).")
     target = Path(folder) / entry.name
     if target.exists():

@@ -25,7 +25,7 @@ def fetch_from_hub(name: str, *, cache_dir: str | os.PathLike | None = None) -> 
     """The release folder of catalogue module `name` in the Hugging Face cache, downloaded if needed and checked."""
     entry = load_catalogue().get(name)
     if entry.browser_only or entry.hub_repo is None:
-        raise CatalogueError(f"{entry.name} is not on Hugging Face: {entry.how_to_get} ({entry.download_page})")
+        raise CatalogueError(f"{entry.name} is not on Hugging Face: {entry.how_to_get()} ({entry.download_page})")
     fetched = [path for remote in entry.files if (path := _fetch_one(entry, remote, cache_dir)) is not None]
     root = fetched[0].parents[len(Path(entry.files[0].path).parts) - 1]  # the snapshot folder of this revision
     try:

@@ -52,7 +52,8 @@ def run_download(name: str, folder: Path, fetch: Callable[[str, Path], None] = w
 def no_module_hint(host_family: str | None, roots: list[Path]) -> str:
     """suggest()'s text for the loaded checkpoint and where modules go, as HTML lines in the panel's status style."""
     where = " or ".join(str(root) for root in roots)
-    text = f"{suggest(host_family)}\nModules go into {where}; after copying one in, press \U0001f504."
+    text = (f"{suggest(host_family, also='or Download below')}\nModules go into {where}; after copying one in, "
+            "press \U0001f504.")
     lines = "<br>".join(html.escape(line) for line in text.splitlines())
     return f'<span class="singdiffusion-status">{lines}</span>'
 

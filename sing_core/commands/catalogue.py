@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     for entry in load_catalogue().entries:
         print(entry.row())
         print(f"    {entry.title}; source: {entry.source_page}")
-        print(f"    get it: {entry.how_to_get}")
+        print(f"    get it: {entry.how_to_get()}")
         print(f"    files: {entry.download_page}")
         print(f"    text encoder: {entry.text_needed}")
     return 0
