@@ -1,6 +1,8 @@
 """Bootstrap: one command that works on a machine with nothing but Python.
 
-    python3 run.py test           ruff + the unit and parity tiers (the live tier runs when WEBUI_DIR is set)
+    python3 run.py test [ARGS]    ruff, then pytest: the unit, parity and diffusers tiers (the pip-install test
+                                  included); the live, browser and ComfyUI tiers run where their host is given
+                                  (WEBUI_DIR / FORGE_DIR / COMFYUI_DIR) and are skipped with one line each otherwise
     python3 run.py demo [ARGS]    the CPU demo of the average-brightness problem and its fix
 
 It makes .venv beside this file, installs requirements/<tier>.txt into it once (re-installing only when that
@@ -46,9 +48,12 @@ def ensure_env(tier: str) -> Path:
     stamp = VENV / f".installed-{tier}"
     want = requirements_digest(name)
     if not stamp.exists() or stamp.read_text() != want:
-        print(f"run.py: installing requirements/{name}", flush=True)
+        # pip's own lines are the progress: a first install downloads torch (CPU) and the rest, about a minute
+        print(f"run.py: installing requirements/{name} into {VENV.name} (the first time about a minute; pip's "
+              "progress follows)", flush=True)
         subprocess.run(
-            [python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", ROOT / "requirements" / name],
+            [python, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "on", "-r",
+             ROOT / "requirements" / name],
             check=True,
         )
         stamp.write_text(want)
