@@ -6,6 +6,8 @@ latent family it serves; the download command is given with ComfyUI's folder.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sing_core.catalogue import suggest
 
 LOADER_TOOLTIP = "A module in models/singdiffusion/"
@@ -16,5 +18,9 @@ def loader_tooltip(names: list[str], folder: str) -> str:
     return LOADER_TOOLTIP if names else no_module_text(folder)
 
 
+PACK_FOLDER = Path(__file__).resolve().parents[1]  # python -m sing_core runs from here (custom_nodes/<this pack>)
+
+
 def no_module_text(folder: str) -> str:
-    return f"{suggest(None, folder=folder)}\nPut it into {folder}, then refresh (R) so the list shows it."
+    return (f"{suggest(None, folder=folder)}\nRun the download commands in {PACK_FOLDER} with ComfyUI's Python; put "
+            f"a module into {folder}, then refresh (R) so the list shows it.")
