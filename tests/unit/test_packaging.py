@@ -56,6 +56,9 @@ def test_dependencies_are_lower_bounds_and_diffusers_is_an_extra(wheel):
     assert "torch>=2.1" in requires
     assert "safetensors>=0.4" in requires
     assert any(r.startswith("diffusers>=") and 'extra == "diffusers"' in r for r in requires)
+    # the demo's figure, the bench's chart, training's images and the progress bars: `pip install ...[tools]`
+    for tool in ("matplotlib", "pillow", "numpy", "tqdm"):
+        assert any(r.startswith(f"{tool}>=") and 'extra == "tools"' in r for r in requires), tool
     assert not any("==" in r.split(";")[0] for r in requires)
 
 
