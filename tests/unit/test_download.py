@@ -121,3 +121,12 @@ def test_the_command_downloads_with_a_progress_bar_and_the_base_url_from_the_env
     assert f"{NAME}: checked and installed" in err
     assert main(["download", "no_such_module", "--dir", str(tmp_path / "models")]) == 1
     assert "known: singdiffusion-sd15, oms_b_openclip_15_21" in capsys.readouterr().err
+
+
+def test_without_dir_a_checkout_in_a_host_downloads_into_the_hosts_module_folder(tmp_path):
+    from sing_core.commands.download import DEFAULT_DIR, default_dir
+
+    assert default_dir(tmp_path / "webui/extensions/sd-webui-singdiffusion") == tmp_path / "webui/models/SingDiffusion"
+    assert default_dir(tmp_path / "ComfyUI/custom_nodes/sd-webui-singdiffusion") == \
+        tmp_path / "ComfyUI/models/singdiffusion"
+    assert default_dir(tmp_path / "src/sd-webui-singdiffusion") == DEFAULT_DIR
