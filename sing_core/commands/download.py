@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ def default_dir(checkout: Path | None = None) -> Path:
     `python -m sing_core download NAME` run there with the host's Python needs no --dir), else models/SingDiffusion
     under the current folder."""
     # absolute, not resolved: a checkout linked into extensions/ is where the link is
-    checkout = checkout if checkout is not None else Path(os.path.abspath(__file__)).parents[2]
+    checkout = checkout if checkout is not None else Path(__file__).absolute().parents[2]
     folder = HOST_MODULE_FOLDERS.get(checkout.parent.name)
     return checkout.parent.parent / folder if folder is not None else DEFAULT_DIR
 
