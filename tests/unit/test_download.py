@@ -17,6 +17,7 @@ from sing_core.checkpoint import describe
 from sing_core.cli import main
 from sing_core.config import UNetConfig
 from sing_core.download import DownloadError, download_module, staging_folder
+from sing_core.library import ModuleLibrary
 from sing_core.module import SingModule
 
 NAME = "oms_b_openclip_xl"
@@ -59,6 +60,7 @@ def test_an_interrupted_download_leaves_nothing_under_the_name_and_resumes(hub, 
     assert not (models / NAME).exists()
     part = staging_folder(models / NAME) / (WEIGHTS + ".part")
     assert part.stat().st_size == weights_size // 3
+    assert ModuleLibrary([models]).refresh().names() == []  # no host lists the half module
 
     target = download_module(NAME, models, base_url=hub.base_url, log=lambda _: None)
     assert (hub.url_of(WEIGHTS), f"bytes={weights_size // 3}-") in hub.requests  # resumed, not started over
