@@ -102,7 +102,7 @@ def generate(pipe: Any, module: LoadedModule | SingModule, prompt: Any = None, n
         latents = torch.where(inpaint_mask(pipe, kwargs, start) > 0.5, latents, start.x1)
     shared = {key: value for key, value in {**defaults, **start_args}.items() if key in BOTH}
     shared |= {"height": start.height, "width": start.width}  # the size the noise was drawn for
-    for key in ("timesteps", "sigmas", "clip_skip", "prompt_embeds", "negative_prompt_embeds"):
+    for key in ("guidance_scale", "timesteps", "sigmas", "clip_skip", "prompt_embeds", "negative_prompt_embeds"):
         if shared.get(key) is None:
             shared.pop(key, None)  # leave the pipeline's own default (not every pipeline takes these)
     return pipe(prompt=prompt, negative_prompt=negative_prompt, latents=latents, **shared, **kwargs)

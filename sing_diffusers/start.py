@@ -10,6 +10,7 @@ A scheduler that starts at zero terminal SNR already starts where that step land
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ def start_latents(
     prompt_embeds: torch.Tensor | None = None,
     negative_prompt_embeds: torch.Tensor | None = None,
     text_encoder: str = "module",
-    guidance_scale: float = 7.5,
+    guidance_scale: float | None = None,
     num_inference_steps: int = 50,
     height: int | None = None,
     width: int | None = None,
@@ -66,7 +67,8 @@ def start_latents(
     More Step the negative side is its "") and skip the text encoders.
     text_encoder: "module" (the text the module reads, on the plain prompt, as trained) or "pipeline" (the
     pipeline's own encode_prompt: textual inversion, clip_skip; where its embeddings are what the module reads).
-    guidance_scale: the pipeline's CFG scale; SingDiffusion modules follow it unless module_guidance_scale is set.
+    guidance_scale: the pipeline's CFG scale (None: the pipeline's own default, 7.5 for SD, 5.0 for SDXL);
+    SingDiffusion modules follow it unless module_guidance_scale is set.
     module_guidance_scale: the module's own w (sing_core.args' "guidance_scale"). None or 0: SingDiffusion follows
     guidance_scale (normalized guidance, w ≤ 1 the prompt alone); One More Step uses its default 1 (the prompt
     alone) and otherwise plain CFG against "" for every w > 0.
@@ -83,7 +85,7 @@ def start_latents(
 
 def plan_start(
     pipe: Any, module: LoadedModule | SingModule, prompt: Any, negative_prompt: Any, *, prompt_embeds: Any,
-    negative_prompt_embeds: Any, text_encoder: str, guidance_scale: float, num_inference_steps: int,
+    negative_prompt_embeds: Any, text_encoder: str, guidance_scale: float | None, num_inference_steps: int,
     height: int | None, width: int | None, num_images_per_prompt: int, generator: Any, timesteps: Any, sigmas: Any,
     clip_skip: int | None, module_strength: float, module_guidance_scale: float | None = None,
     module_prompt: Any = None, draw_noise: NoiseDrawer | None = None,
@@ -115,7 +117,7 @@ def plan_start(
         )
         return Start(x1, x1.clone(), height, width)
 
-    w = sing.kind.effective_guidance(module_guidance_scale, guidance_scale)
+    w = sing.kind.effective_guidance(module_guidance_scale, pipeline_guidance(pipe, guidance_scale))
     cond, uncond = embeddings(
         pipe, module, module_prompts, negatives, text_encoder=text_encoder, prompt_embeds=prompt_embeds,
         negative_prompt_embeds=negative_prompt_embeds, guided=sing.kind.needs_uncond(w), clip_skip=clip_skip,
@@ -125,6 +127,16 @@ def plan_start(
     run_in_unet_dtype(pipe, sing)
     x0_hat = sing.predict_x0(x1, cond, uncond, w)
     return Start(x1, start_at(first, x0_hat, x1, strength), height, width)
+
+
+def pipeline_guidance(pipe: Any, guidance_scale: float | None) -> float:
+    """The CFG scale the pipeline will use: the one given, else its __call__'s own default."""
+    if guidance_scale is not None:
+        return float(guidance_scale)
+    default = inspect.signature(pipe.__call__).parameters.get("guidance_scale")
+    if default is None or not isinstance(default.default, (int, float)):
+        raise SingDiffusersError(f"{type(pipe).__name__} has no default guidance_scale: give guidance_scale=")
+    return float(default.default)
 
 
 def run_in_unet_dtype(pipe: Any, sing: SingModule) -> None:
