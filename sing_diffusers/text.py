@@ -124,15 +124,11 @@ def advice(kind: ModuleKind) -> str:
             "tokenizer/ are enough) or its text_encoder/, a standalone text encoder file, or an SD-2.x pipeline")
 
 
-def tokenizer_beside(path: Path, module_path: str) -> Path | None:
-    """tokenizer/ beside the encoder (a diffusers folder or its text_encoder/), else the OMS release's
-    oms_tokenizer/, else None (the text loader's default: SD-2's vocabulary with "!" padding)."""
-    folder = path if path.is_dir() else path.parent
-    for candidate in (folder / "tokenizer", folder.parent / "tokenizer"):
-        if candidate.is_dir():
-            return candidate
-    oms = Path(module_path) / OMS_TOKENIZER if module_path else None
-    return oms if oms is not None and oms.is_dir() else None
+def oms_tokenizer(module_path: str) -> Path | None:
+    """The OMS release's oms_tokenizer/, for an encoder with no tokenizer/ folder beside it (open_text_encoder looks
+    there first, and without either uses SD-2's vocabulary with "!" padding)."""
+    folder = Path(module_path) / OMS_TOKENIZER if module_path else None
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def text_from(
@@ -151,7 +147,7 @@ def text_from(
         from sing_core.text import open_text_encoder
 
         encoder = open_text_encoder(kind.text, path, device=device, dtype=torch.float32,
-                                    tokenizer=tokenizer_beside(path, module_path))
+                                    tokenizer=oms_tokenizer(module_path))
         return check_width(encoder, width, kind, what)
     if hasattr(source, "encode") and not hasattr(source, "text_encoder"):
         return check_width(source, width, kind, what)
