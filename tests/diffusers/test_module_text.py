@@ -91,3 +91,15 @@ def test_a_partial_sd2_folder_or_its_text_encoder(given, sdxl, oms_xl_dir, sd2_t
     table = {p: expected[i : i + 1] for i, p in enumerate([*PROMPTS, ""])}
     by_object = sing_diffusers.load_module(oms_xl_dir, sdxl, text_encoder=ReadyEncoder(table))
     torch.testing.assert_close(start(sdxl, module), start(sdxl, by_object), rtol=0, atol=1e-5)
+
+
+def test_an_sdxl_pipeline_as_the_text_of_a_2048_wide_module(sdxl, oms_mix_dir, sd2_built):
+    """text_encoder=an SDXL pipeline gives its encode_prompt's prompt_embeds (what the module lends itself from the
+    pipeline it runs with); an SD-2 pipeline cannot serve it."""
+    given = sing_diffusers.load_module(oms_mix_dir, sdxl, text_encoder=sdxl)
+    lent = sing_diffusers.load_module(oms_mix_dir, sdxl)
+    assert lent.text is None
+    torch.testing.assert_close(start(sdxl, given), start(sdxl, lent), rtol=0, atol=0)
+    with pytest.raises(SingDiffusersError, match=r"StableDiffusionPipeline cannot serve as one for this module; use it "
+                                                 r"with an SDXL pipeline"):
+        sing_diffusers.load_module(oms_mix_dir, sdxl, text_encoder=sd2_built)
