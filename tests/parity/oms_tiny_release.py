@@ -51,7 +51,7 @@ TEXT_CONFIG = {
     "hidden_size": 64,
     "intermediate_size": 256,
     "num_hidden_layers": 2,
-    "num_attention_heads": 2,
+    "num_attention_heads": 1,  # heads 64 wide, as in ViT-H (16 × 64): a checkpoint file gives no head count
     "max_position_embeddings": 77,
     "hidden_act": "gelu",
     "projection_dim": 64,
