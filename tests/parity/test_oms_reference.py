@@ -18,8 +18,8 @@ reference saved it is recorded) and read by OUR loader as downloaded. Then:
   the same distribution up to that 0.4 % of noise scale, and reusing x1 keeps a seed's image. So the noise terms
   differ by design and what is compared is the image term: our √ᾱ·x̂0 equals the reference's x_t0 − (1 − ᾱ)·z.
 - The recording is still current: diffusers 0.42's UNet2DConditionModel with the time path removed (the same weights)
-  gives the recorded v, transformers 5's CLIPTextModel the recorded embeddings, diffusers 0.42's DDIMScheduler the
-  recorded t0 and ᾱ(t0).
+  gives the recorded v, transformers 5's CLIPTextModel the recorded embeddings and its CLIPTokenizer the recorded
+  token ids, diffusers 0.42's DDIMScheduler the recorded t0 and ᾱ(t0).
 - Where OMS_REFERENCE_PYTHON and OMS_REFERENCE_DIR name the throwaway environment and a checkout of the reference,
   the reference is run again and must reproduce the recording.
 """
@@ -44,11 +44,15 @@ from oms_tiny_release import (
     read_recording,
     seeded_state,
     state_sha256,
+    vocabulary_sha256,
     write_release,
+    write_sd2_text_folder,
 )
 
 from sing_core import ddim_start, load_module, sd_alphas_cumprod, sigma_from_alpha_cumprod, sigma_start
 from sing_core.kinds import OMS, OPENCLIP_H, SD, ModuleKind
+from sing_core.text.bpe_vocab import read_bpe_gz
+from sing_core.text.vocab_sources import package_bpe_gz_files
 
 HERE = Path(__file__).resolve().parent
 RECORDING = HERE / "data" / "oms_reference.safetensors"
@@ -198,6 +202,23 @@ def test_recording_is_current_with_transformers_text_encoder(tensors, metadata):
     assert torch.equal(tensors["w1.cond"], tensors["text.embeddings"][:batch])  # the module read this encoder
 
 
+def test_recording_is_current_with_transformers_tokenizer(tmp_path, tensors, metadata):
+    """transformers 5's CLIPTokenizer with the reference tokenizer's configs and CLIP's vocabulary: the recorded ids.
+    In both versions the pad token "!" is a special token, so a "!" typed in a prompt is read as id 0."""
+    from transformers import CLIPTokenizer
+
+    gz_files = package_bpe_gz_files()
+    assert gz_files, "no bpe_simple_vocab_16e6.txt.gz: install requirements/test.txt (openai-clip)"
+    vocabulary = read_bpe_gz(gz_files[0])
+    assert vocabulary_sha256(vocabulary) == metadata["vocabulary_sha256"]
+    folder = write_sd2_text_folder(tmp_path / "sd2_tiny", metadata, vocabulary)
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+    ids = tokenizer(json.loads(metadata["text_prompts"]), padding="max_length", max_length=77, truncation=True,
+                    return_tensors="pt").input_ids
+    assert torch.equal(ids, tensors["text.ids"])
+    assert (ids[:, -1] == 0).all()  # "!" padding
+
+
 def test_recording_is_current_with_diffusers_scheduler(tensors):
     scheduler = diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
@@ -213,8 +234,8 @@ REFERENCE_ENV = ("OMS_REFERENCE_PYTHON", "OMS_REFERENCE_DIR")
 @pytest.mark.skipif(
     not all(os.environ.get(name) for name in REFERENCE_ENV),
     reason="re-running One More Step's own code needs OMS_REFERENCE_PYTHON (its throwaway environment: diffusers "
-    "0.23.1, transformers 4.35.2) and OMS_REFERENCE_DIR (a checkout of mhh0318/OneMoreStep); see "
-    "tests/parity/record_oms_reference.py",
+    "0.23.1, transformers 4.35.2) and OMS_REFERENCE_DIR (a checkout of mhh0318/OneMoreStep; OMS_REFERENCE_COMMIT "
+    "where it is not a git checkout); see tests/parity/record_oms_reference.py",
 )
 def test_reference_rerun_reproduces_the_recording(tmp_path, tensors, metadata):
     out = tmp_path / "rerun.safetensors"
