@@ -23,13 +23,14 @@ from sing_diffusers.first_point import FirstPoint, read_first_point
 from sing_diffusers.generate import generate
 from sing_diffusers.loading import LoadedModule, load_module
 from sing_diffusers.refusals import SingDiffusersError
-from sing_diffusers.start import start_latents
+from sing_diffusers.start import ZeroTerminalSnrWarning, start_latents
 
 __all__ = [
     "SUPPORTED_SCHEDULERS",
     "FirstPoint",
     "LoadedModule",
     "SingDiffusersError",
+    "ZeroTerminalSnrWarning",
     "generate",
     "load_module",
     "read_first_point",

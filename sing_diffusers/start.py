@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,10 @@ NoiseDrawer = Callable[[Any, int, int, int, Any], torch.Tensor]  # (pipe, batch,
 STRENGTH = FIELD_BY_KEY["strength"]  # default, range and meaning from the one schema; only the keyword is ours
 GUIDANCE = FIELD_BY_KEY["guidance_scale"]  # the module's own w: range from the same schema
 logger = logging.getLogger(__name__)
+
+
+class ZeroTerminalSnrWarning(UserWarning):
+    """The pipeline's scheduler starts at zero terminal SNR, so the module did not run (the start is x1)."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +116,10 @@ def plan_start(
     x1 = (draw_noise or pipeline_noise)(pipe, rows * num_images_per_prompt, height, width, generator)
     if first.zero_terminal_snr:
         # The pipeline's own start x1 is already the sample at SNR 0, where the module's step lands on x1 too.
-        logger.warning(
-            "sing_diffusers: %s starts at zero terminal SNR (%s), so the module does not run: the start is the "
-            "pipeline's own noise", first.scheduler, first.zero_terminal_snr_reason,
-        )
+        note = (f"sing_diffusers: {first.scheduler} starts at zero terminal SNR ({first.zero_terminal_snr_reason}), so "
+                "the module does not run: the start is the pipeline's own noise")
+        warnings.warn(note, ZeroTerminalSnrWarning, stacklevel=3)  # for the caller (pytest.warns, -W error)
+        logger.warning(note)  # for the console and log files
         return Start(x1, x1.clone(), height, width)
 
     w = sing.kind.effective_guidance(module_guidance_scale, pipeline_guidance(pipe, guidance_scale))

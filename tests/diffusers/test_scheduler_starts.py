@@ -120,7 +120,8 @@ def test_a_scheduler_at_zero_terminal_snr_does_not_run_the_module(row, sd2, sd2_
     handle = sd2_module.sing.register_forward_pre_hook(lambda *_: calls.append(1))
     call = {"negative_prompt": NEGATIVE, "num_inference_steps": STEPS, "guidance_scale": 7.5}
     try:
-        with caplog.at_level("WARNING", logger="sing_diffusers"):
+        with caplog.at_level("WARNING", logger="sing_diffusers"), pytest.warns(
+                sing_diffusers.ZeroTerminalSnrWarning, match=r"module does not run: the start is the pipeline's own"):
             latents = sing_diffusers.start_latents(sd2, sd2_module, PROMPT, generator=seeded(SEED), **call)
     finally:
         handle.remove()
