@@ -147,3 +147,22 @@ def test_the_controlnet_xl_pipeline(sdxl, sing_xl_file):
     x0_hat = module.sing.predict_x0(x1, sdxl_embeddings(sdxl, [PROMPT]), sdxl_embeddings(sdxl, [NEGATIVE]), 5.0)
     scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
     assert (recovered_x0(first, x1, scheduler, STEPS) - x0_hat.double()).abs().max() <= TOLERANCE
+
+
+def test_a_batch_of_three_prompts_with_a_generator_each(sdxl, oms_xl_dir, sd2_built):
+    """Each image of the batch starts at the module's step for its own prompt and its own seed; the module's "" is
+    one row shared by all."""
+    module = sing_diffusers.load_module(oms_xl_dir, sdxl, text_encoder=sd2_built)
+    prompts = ["a car", "a red car at night", "solid white background"]
+    call = {"negative_prompt": NEGATIVE, "num_inference_steps": STEPS, "module_guidance_scale": 2.0}
+    with first_unet_input(sdxl) as probe:
+        first = probe.run(sing_diffusers.generate, sdxl, module, prompts,
+                          generator=[seeded(30 + i) for i in range(3)], **call)
+    x1 = randn_tensor(first.shape, generator=[seeded(30 + i) for i in range(3)])
+    empty = clip_l_embeddings(sd2_built, [""]).expand(3, -1, -1)
+    x0_hat = module.sing.predict_x0(x1, clip_l_embeddings(sd2_built, prompts), empty, 2.0).double()
+    scheduler = type(sdxl.scheduler).from_config(sdxl.scheduler.config)
+    assert (recovered_x0(first, x1, scheduler, STEPS) - x0_hat).abs().max() <= TOLERANCE
+    alone = sing_diffusers.start_latents(sdxl, module, prompts[2], generator=seeded(32), **call)
+    batch = sing_diffusers.start_latents(sdxl, module, prompts, generator=[seeded(30 + i) for i in range(3)], **call)
+    torch.testing.assert_close(batch[2:], alone, rtol=0, atol=1e-5)
