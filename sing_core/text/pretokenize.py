@@ -2,8 +2,8 @@
 
 TRANSFORMERS4_FTFY: transformers 4's slow CLIPTokenizer with ftfy installed, what the webuis load (A1111 v1.10.1:
 transformers 4.30, Forge: 4.46; tokenization_clip.py and tokenization_utils.py):
-1. The raw text is cut at each <|startoftext|> / <|endoftext|> written exactly so (the added-tokens trie); those are
-   their own ids.
+1. The raw text is cut at each <|startoftext|> / <|endoftext|> written exactly so (the added-tokens trie), and at
+   the pad token where that is another token (SD-2's "!"); those are their own ids.
 2. Each piece between them: `whitespace_clean(ftfy.fix_text(piece)).lower()`: ftfy (sing_core.text.fix_text), runs
    of \\s to one space, str.strip(), then Python's str.lower() (with its final-sigma rule: "ΣΑΣ" → "σας").
 3. The matches of CLIP's pattern, compiled with `regex` and IGNORECASE:
@@ -66,9 +66,13 @@ def is_punctuation(char: str, ignore_case: bool = False) -> bool:
     return not (char in WHITE_SPACE or is_letter(char) or is_number(char) or unmatched)
 
 
-def split_special_tokens(text: str) -> list[str]:
-    """Cut the raw text at each <|startoftext|> / <|endoftext|>; the specials are kept as their own items."""
-    return [part for part in SPECIAL_TOKEN_PATTERN.split(text) if part]
+def split_special_tokens(text: str, added_tokens: tuple[str, ...] = ()) -> list[str]:
+    """Cut the raw text at each <|startoftext|> / <|endoftext|> (and each of `added_tokens`); those are kept as
+    their own items."""
+    pattern = SPECIAL_TOKEN_PATTERN
+    if added_tokens:
+        pattern = re.compile("(" + "|".join(map(re.escape, (*SPECIAL_TOKENS, *added_tokens))) + ")")
+    return [part for part in pattern.split(text) if part]
 
 
 def clean_transformers4(segment: str) -> str:
@@ -113,11 +117,17 @@ def clip_pieces(text: str, ignore_case: bool = False) -> list[str]:
     return pieces
 
 
-def pre_tokenize(text: str, pipeline: str = TRANSFORMERS4_FTFY) -> list[str | tuple[str]]:
-    """Words for BPE, in order; a special token comes back as a 1-tuple (its own id, no BPE)."""
+def pre_tokenize(
+    text: str, pipeline: str = TRANSFORMERS4_FTFY, added_tokens: tuple[str, ...] = ()
+) -> list[str | tuple[str]]:
+    """Words for BPE, in order; a special token comes back as a 1-tuple (its own id, no BPE).
+
+    `added_tokens` are cut out of the raw text like the special tokens, before any cleaning: transformers does so
+    with every special token of a tokenizer, SD-2's pad token "!" included (so "wow!" is "wow" + "!" = id 0).
+    """
     words: list[str | tuple[str]] = []
-    for part in split_special_tokens(text):
-        if part in SPECIAL_TOKENS:
+    for part in split_special_tokens(text, added_tokens):
+        if part in SPECIAL_TOKENS or part in added_tokens:
             words.append((part,))
         elif pipeline == TRANSFORMERS4_FTFY:
             words += [(p,) if p in SPECIAL_TOKENS else p for p in clip_pieces(clean_transformers4(part), True)]
