@@ -5,6 +5,7 @@ our module file; SD-2's OpenCLIP ViT-H from an SD-2.x checkpoint, an open_clip f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -114,6 +115,8 @@ def load_text_encoder(
     try:
         if config is None and (tower.config or folder_config) is not None:
             config = ClipTextConfig.from_dict(tower.config or folder_config)
+            layers = config.num_hidden_layers - tower.layers_dropped
+            config = dataclasses.replace(config, num_hidden_layers=layers)
         if config is None:
             config = ClipTextConfig.from_shapes(shapes, tower.hidden_act)
     except ValueError as error:

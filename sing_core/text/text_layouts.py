@@ -30,6 +30,10 @@ SD1_PREFIX = "cond_stage_model.transformer."
 BARE_PARTS = ("embeddings.", "encoder.", "final_layer_norm.")
 BARE_MARKER = "embeddings.token_embedding.weight"
 # Parts of a CLIPModel / CLIPTextModelWithProjection that the text conditioning does not use.
+# A text tower saved with them is a whole CLIP model (CLIPModel, CLIPTextModelWithProjection), whose last layer
+# feeds the projection; SD-2's diffusers text_encoder/ is a CLIPTextModel already cut to the penultimate layer.
+FULL_CLIP_PARTS = ("vision_model.", "text_projection.")
+HF_LAYERS = "text_model.encoder.layers."
 IGNORED_KEYS = ("text_model.embeddings.position_ids", "text_projection.weight", "text_projection.bias", "logit_scale")
 
 WHERE_TO_GET = {
@@ -62,13 +66,15 @@ class TextEncoderLoadError(WeightsFileError):
 @dataclass
 class TextTower:
     """The text tower found in a file: HF name → source, keys under its prefix that fit nowhere, the config the
-    file carries (or None) and the activation to assume when the config comes from the shapes."""
+    file carries (or None) and the activation to assume when the config comes from the shapes; `note` says what was
+    left out of the file's tower."""
 
     mapping: dict[str, TensorSource]
     stray: list[str]
     config: dict | None
     hidden_act: str
     note: str = ""
+    layers_dropped: int = 0  # final layers of the file left out (config.json counts them, the mapping does not)
 
 
 def list_keys(keys: list[str], limit: int = 8) -> str:
@@ -91,6 +97,16 @@ def _hf_mapping(keys: list[str], prefix: str) -> tuple[dict[str, TensorSource], 
         elif prefix:  # under "" the rest is other CLIPModel parts (vision_model.*, visual_projection.*)
             stray.append(key)
     return mapping, stray
+
+
+def _penultimate(mapping: dict[str, TensorSource], stray: list[str], hidden_act: str) -> TextTower:
+    """A whole CLIP model in HF layout (laion/CLIP-ViT-H-14's model.safetensors): SD-2 reads the output of its
+    penultimate layer, so the last one is left out, as of an open_clip file."""
+    layers = {int(name.split(".")[3]) for name in mapping if name.startswith(HF_LAYERS)}
+    last = f"{HF_LAYERS}{max(layers, default=0)}."
+    kept = {name: source for name, source in mapping.items() if not name.startswith(last)}
+    note = f"a whole CLIP model, {len(layers)} text layers: the first {len(layers) - 1} are used (SD-2's penultimate)"
+    return TextTower(kept, stray, None, hidden_act, note, layers_dropped=1)
 
 
 def _refuse_other_models(file: TensorFile, keys: list[str], text_kind: str) -> None:
@@ -130,7 +146,10 @@ def text_tower(file: TensorFile, text_kind: str = CLIP_L) -> TextTower:
                 note = f"open_clip layout with {blocks} blocks: the first {blocks - 1} are used (SD-2's penultimate)"
                 return TextTower(mapping, stray, None, hidden_act, note)
     if BARE_MARKER in keys or any(k.startswith("text_model.") for k in keys):
-        return TextTower(*_hf_mapping(keys, ""), None, hidden_act)
+        mapping, stray = _hf_mapping(keys, "")
+        if text_kind == OPENCLIP_H and any(k.startswith(FULL_CLIP_PARTS) for k in keys):
+            return _penultimate(mapping, stray, hidden_act)
+        return TextTower(mapping, stray, None, hidden_act)
     looked_for = (
         f"'{SD1_PREFIX}', 'text_model.'"
         if text_kind == CLIP_L

@@ -261,3 +261,29 @@ def test_encoder_equals_transformers_tokenizer_plus_model_from_a_partial_sd2_fol
     actual = encoder.encode(prompts)
     assert actual.shape == (3, 77, 128)
     torch.testing.assert_close(actual, last_hidden_state(hf, ids), rtol=0, atol=1e-5)
+
+
+def test_whole_clip_model_in_hf_layout_gives_sd2s_penultimate(tmp_path):
+    """laion/CLIP-ViT-H-14's model.safetensors is a CLIPModel (vision tower, projections, all text layers): SD-2
+    conditions on its text tower's penultimate layer through the final norm, which is what we read from it."""
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(11)
+    vision = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2}
+    vision |= {"image_size": 8, "patch_size": 4}
+    full = CLIPModel(CLIPConfig(text_config={**TINY_SD2, "num_hidden_layers": 4}, vision_config=vision)).eval()
+    with torch.no_grad():
+        for name, parameter in full.text_model.named_parameters():
+            if "layer_norm" in name:
+                parameter.add_(0.3 * torch.randn_like(parameter))
+    full.save_pretrained(tmp_path / "clip-vit-h")
+    ids = random_ids(seed=12)
+    with torch.no_grad():
+        text = full.text_model
+        hidden = text(input_ids=ids, output_hidden_states=True).hidden_states[-2]  # the input of the last layer
+        expected = text.final_layer_norm(hidden)
+        last_layer = text(input_ids=ids).last_hidden_state
+    encoder = open_text_encoder("openclip_h", tmp_path / "clip-vit-h", tokenizer=ClipTokenizer.find(pad_token="!"))
+    assert encoder.model.config.num_hidden_layers == 3
+    torch.testing.assert_close(encoder.model(ids), expected, rtol=0, atol=1e-5)
+    assert (expected - last_layer).abs().max() > 1e-3  # the last layer would be another conditioning
