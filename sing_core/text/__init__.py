@@ -9,7 +9,7 @@ from sing_core.text.bpe_vocab import BpeVocabulary, VocabularyError
 from sing_core.text.clip_text import ClipTextConfig, ClipTextModel
 from sing_core.text.encoder import ClipTextEncoder
 from sing_core.text.open_encoder import open_text_encoder
-from sing_core.text.pretokenize import TRANSFORMERS4_FTFY, TRANSFORMERS5
+from sing_core.text.pretokenize import OPEN_CLIP, TRANSFORMERS4_FTFY, TRANSFORMERS5
 from sing_core.text.tensor_files import WeightsFileError
 from sing_core.text.text_checkpoint import load_text_encoder
 from sing_core.text.text_layouts import MODULE_CONFIG_METADATA_KEY, MODULE_PREFIX, TextEncoderLoadError
@@ -19,6 +19,7 @@ __all__ = [
     "MAX_LENGTH",
     "MODULE_CONFIG_METADATA_KEY",
     "MODULE_PREFIX",
+    "OPEN_CLIP",
     "SD2_PAD_TOKEN",
     "TRANSFORMERS4_FTFY",
     "TRANSFORMERS5",

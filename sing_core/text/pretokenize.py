@@ -18,6 +18,12 @@ TRANSFORMERS5: transformers 5's CLIPTokenizer (the `tokenizers` backend; ftfy is
 3. The same pattern without IGNORECASE, then GPT-2's ByteLevel split, which only cuts a piece that spells a special
    token: "<|", "endoftext", "|>".
 
+OPEN_CLIP: open_clip's SimpleTokenizer (open-clip-torch 2.20), A1111's tokenizer for SD-2's OpenCLIP ViT-H:
+1. No cut in the raw text: `whitespace_clean(basic_clean(text)).lower()` on all of it, basic_clean being ftfy,
+   html.unescape twice and str.strip().
+2. The pattern of TRANSFORMERS4_FTFY with IGNORECASE, but its special tokens are spelled <start_of_text> and
+   <end_of_text> (the same ids); "<|endoftext|>" written in a prompt is plain text, and no pad token is cut out.
+
 \\s, \\p{L} and \\p{N} are Unicode's White_Space and categories L* and N*. A character newer than the interpreter's
 Unicode (Python 3.11: Unicode 14.0) has no category here and counts as punctuation; `regex` and `tokenizers` know it
 (a letter of a script added since, say), so prompts with such letters or digits get other ids than the host's.
@@ -25,6 +31,7 @@ Unicode (Python 3.11: Unicode 14.0) has no category here and counts as punctuati
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -33,10 +40,13 @@ from sing_core.text.fix_text import fix_text
 
 TRANSFORMERS4_FTFY = "transformers4-ftfy"
 TRANSFORMERS5 = "transformers5"
-PIPELINES = (TRANSFORMERS4_FTFY, TRANSFORMERS5)
+OPEN_CLIP = "open-clip"
+PIPELINES = (TRANSFORMERS4_FTFY, TRANSFORMERS5, OPEN_CLIP)
 
 SPECIAL_TOKENS = (START_OF_TEXT, END_OF_TEXT)
 SPECIAL_TOKEN_PATTERN = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")  # the group keeps them
+# open_clip names the same two tokens otherwise, and finds them only by its pattern, in the cleaned text.
+OPEN_CLIP_SPECIAL_TOKENS = {"<start_of_text>": START_OF_TEXT, "<end_of_text>": END_OF_TEXT}
 CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")  # in the pattern's order: the first that fits wins
 # Unicode's White_Space property (= `regex`'s and Oniguruma's \s). Not str.isspace(): that also takes U+001C..U+001F.
 WHITE_SPACE = frozenset(
@@ -94,12 +104,19 @@ def _literal_at(text: str, position: int, literal: str, ignore_case: bool) -> bo
     return all(wanted in (char, IGNORECASE_FOLDS.get(char)) for char, wanted in zip(found, literal, strict=True))
 
 
-def clip_pieces(text: str, ignore_case: bool = False) -> list[str]:
-    """The matches of CLIP's pattern in `text` (already lowercased), in order, as re.findall gives them."""
+def clean_open_clip(text: str) -> str:
+    """open_clip's SimpleTokenizer.encode: whitespace_clean(basic_clean(text)).lower(), where basic_clean is ftfy,
+    html.unescape twice, str.strip()."""
+    return WHITE_SPACE_RUN.sub(" ", html.unescape(html.unescape(fix_text(text))).strip()).strip().lower()
+
+
+def clip_pieces(text: str, ignore_case: bool = False, specials: tuple[str, ...] = SPECIAL_TOKENS) -> list[str]:
+    """The matches of CLIP's pattern in `text` (already lowercased), in order, as re.findall gives them; `specials`
+    are the pattern's first alternatives."""
     pieces, position, length = [], 0, len(text)
     while position < length:
         char, end = text[position], position + 1
-        special = next((t for t in SPECIAL_TOKENS if _literal_at(text, position, t, ignore_case)), None)
+        special = next((t for t in specials if _literal_at(text, position, t, ignore_case)), None)
         contraction = next((c for c in CONTRACTIONS if _literal_at(text, position, c, ignore_case)), None)
         if special or contraction:
             end = position + len(special or contraction)
@@ -126,6 +143,9 @@ def pre_tokenize(
     with every special token of a tokenizer, SD-2's pad token "!" included (so "wow!" is "wow" + "!" = id 0).
     """
     words: list[str | tuple[str]] = []
+    if pipeline == OPEN_CLIP:  # no added tokens: the whole text is cleaned, its specials found by the pattern
+        pieces = clip_pieces(clean_open_clip(text), True, tuple(OPEN_CLIP_SPECIAL_TOKENS))
+        return [(OPEN_CLIP_SPECIAL_TOKENS[p],) if p in OPEN_CLIP_SPECIAL_TOKENS else p for p in pieces]
     for part in split_special_tokens(text, added_tokens):
         if part in SPECIAL_TOKENS or part in added_tokens:
             words.append((part,))

@@ -25,7 +25,7 @@ from sing_core.text.bpe_vocab import (
     read_bpe_gz,
     read_tokenizer_folder,
 )
-from sing_core.text.pretokenize import PIPELINES, TRANSFORMERS4_FTFY, pre_tokenize
+from sing_core.text.pretokenize import OPEN_CLIP, PIPELINES, TRANSFORMERS4_FTFY, pre_tokenize
 from sing_core.text.vocab_sources import BPE_GZ_NAME, hub_cache_dirs, hub_tokenizer_folders, package_bpe_gz_files
 
 MAX_LENGTH = 77  # SD-1.x's context: <|startoftext|> + 75 tokens + <|endoftext|>
@@ -40,7 +40,8 @@ class ClipTokenizer:
     `pad_token` fills the ids after <|endoftext|>: <|endoftext|> for SD-1.x's CLIP-L, "!" (id 0) for SD-2's OpenCLIP
     ViT-H (SD2_PAD_TOKEN). A pad token that is not <|startoftext|>/<|endoftext|> is also cut out of the prompt as its
     own id, as transformers' CLIPTokenizer does with every special token: with "!" padding, "wow!" gives
-    "wow" + id 0 (not "!</w>", 256), as diffusers' SD-2 pipelines and One More Step's reference tokenize.
+    "wow" + id 0 (not "!</w>", 256), as diffusers' SD-2 pipelines and One More Step's reference tokenize; the
+    OPEN_CLIP pipeline (A1111's SD-2 tokenizer) keeps it as text.
     """
 
     def __init__(
@@ -65,7 +66,10 @@ class ClipTokenizer:
         self.bos_id = self.token_ids[START_OF_TEXT]
         self.eos_id = self.token_ids[END_OF_TEXT]
         self.pad_id = self.token_ids[pad_token]
-        self.added_tokens = () if pad_token in (START_OF_TEXT, END_OF_TEXT) else (pad_token,)
+        # transformers registers the pad token as a special token, which its tokenizer cuts out of the text;
+        # open_clip has no such thing (A1111 pads with 0 after tokenizing).
+        is_special = pad_token in (START_OF_TEXT, END_OF_TEXT) or pipeline == OPEN_CLIP
+        self.added_tokens = () if is_special else (pad_token,)
         self._byte_symbols = bytes_to_unicode()
         # One cache per tokenizer: a webui batch repeats the same words many times.
         self.word_ids = lru_cache(maxsize=BPE_CACHE_SIZE)(self._word_ids)

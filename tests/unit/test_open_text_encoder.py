@@ -17,6 +17,7 @@ from sing_core.text import (
     open_text_encoder,
 )
 from sing_core.text.bpe_vocab import clip_vocabulary_from_merges, write_tokenizer_folder
+from sing_core.text.pretokenize import OPEN_CLIP
 
 WIDTH, VOCAB, MLP = 64, 600, 32
 TINY_MERGES = [("a", "b"), ("c", "d"), ("ab", "cd</w>")]
@@ -213,3 +214,18 @@ def test_exclamation_is_cut_out_as_the_pad_token():
     assert clip_l.encode("")[:3] == [sd2.bos_id, sd2.eos_id, sd2.eos_id]
     with pytest.raises(ValueError, match="pad_token='¿¿' is not in the vocabulary"):
         ClipTokenizer(vocabulary, pad_token="¿¿")
+
+
+def test_open_clip_pipeline_is_a1111s_sd2_tokenizer():
+    """open_clip's SimpleTokenizer (A1111's for SD-2): "!" stays text, its specials are spelled <start_of_text> /
+    <end_of_text> and found after cleaning, "<|endoftext|>" is text, HTML entities are unescaped twice; padding 0.
+    (tests/live/test_sd2_tokenizer.py compares with open-clip-torch itself.)"""
+    vocabulary = clip_vocabulary_from_merges(TINY_MERGES, "tiny")
+    tokenizer = ClipTokenizer(vocabulary, pipeline=OPEN_CLIP, pad_token="!")
+    ids = vocabulary.token_ids
+    ab = list(tokenizer.word_ids("ab"))
+    assert tokenizer.tokenize("ab!") == [*ab, ids["!</w>"]]
+    assert tokenizer.tokenize("<START_of_text>ab<end_of_text>") == [tokenizer.bos_id, *ab, tokenizer.eos_id]
+    assert tokenizer.eos_id not in tokenizer.tokenize("<|endoftext|>")
+    assert tokenizer.tokenize("&amp;amp;") == [ids["&</w>"]]
+    assert tokenizer.encode("ab")[: len(ab) + 3] == [tokenizer.bos_id, *ab, tokenizer.eos_id, 0]
