@@ -8,6 +8,7 @@ padding), whatever the host model is. open_text_encoder(text_kind, path) gives e
 from sing_core.text.bpe_vocab import BpeVocabulary, VocabularyError
 from sing_core.text.clip_text import ClipTextConfig, ClipTextModel
 from sing_core.text.encoder import ClipTextEncoder
+from sing_core.text.find_encoder import find_text_encoder, text_encoder_width
 from sing_core.text.open_encoder import open_text_encoder
 from sing_core.text.pretokenize import OPEN_CLIP, TRANSFORMERS4_FTFY, TRANSFORMERS5
 from sing_core.text.tensor_files import WeightsFileError
@@ -31,6 +32,8 @@ __all__ = [
     "TextEncoderLoadError",
     "VocabularyError",
     "WeightsFileError",
+    "find_text_encoder",
     "load_text_encoder",
     "open_text_encoder",
+    "text_encoder_width",
 ]

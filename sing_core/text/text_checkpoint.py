@@ -27,7 +27,7 @@ CLIP_L_WIDTH = 768
 FOLDER_WEIGHTS = ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin", "pytorch_model.fp16.bin")
 
 
-def _resolve_path(path: Path, text_kind: str) -> tuple[Path, dict | None]:
+def resolve_weights_path(path: Path, text_kind: str) -> tuple[Path, dict | None]:
     """A file as it is; a folder → its weights (HF/diffusers layout: the folder or its text_encoder/) and the
     config.json beside them."""
     if not path.exists():
@@ -108,7 +108,7 @@ def load_text_encoder(
     shapes. `expected_hidden_size` (768 = CLIP-L) refuses other widths; None accepts any width.
     """
     path = Path(path)
-    weights_path, folder_config = _resolve_path(path, text_kind)
+    weights_path, folder_config = resolve_weights_path(path, text_kind)
     file = TensorFile(weights_path)
     tower = text_tower(file, text_kind)
     shapes = {name: source.shape(file.shape(source.key)) for name, source in tower.mapping.items()}

@@ -14,7 +14,9 @@ from sing_core.text import (
     ClipTextModel,
     ClipTokenizer,
     TextEncoderLoadError,
+    find_text_encoder,
     open_text_encoder,
+    text_encoder_width,
 )
 from sing_core.text.bpe_vocab import clip_vocabulary_from_merges, write_tokenizer_folder
 from sing_core.text.pretokenize import OPEN_CLIP
@@ -229,3 +231,23 @@ def test_open_clip_pipeline_is_a1111s_sd2_tokenizer():
     assert tokenizer.eos_id not in tokenizer.tokenize("<|endoftext|>")
     assert tokenizer.tokenize("&amp;amp;") == [ids["&</w>"]]
     assert tokenizer.encode("ab")[: len(ab) + 3] == [tokenizer.bos_id, *ab, tokenizer.eos_id, 0]
+
+
+def test_automatic_finds_the_first_file_holding_the_kinds_encoder_of_the_modules_width(tmp_path):
+    """What a host's "Automatic" runs over the user's checkpoints: headers only, other models passed over."""
+    sd1 = save(tmp_path, {f"cond_stage_model.transformer.{k}": v for k, v in hf_state().items()}, "sd15.safetensors")
+    sdxl = save(tmp_path, {"conditioner.embedders.1.model.token_embedding.weight": torch.zeros(4, 4)}, "xl.safetensors")
+    sd2 = save(tmp_path, open_clip_state(blocks=3), "v2-1.safetensors")
+    sd2_ckpt = tmp_path / "v2-1.ckpt"
+    torch.save({"state_dict": open_clip_state(blocks=3)}, sd2_ckpt)
+    folder = tmp_path / "sd2-diffusers"
+    (folder / "text_encoder").mkdir(parents=True)
+    save(folder / "text_encoder", hf_state(), "model.safetensors")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a safetensors file")
+    others = [broken, tmp_path / "absent.safetensors", sd1, sdxl]
+    assert [text_encoder_width("openclip_h", p) for p in [*others, sd2, sd2_ckpt, folder]] == [None] * 4 + [64] * 3
+    assert find_text_encoder("openclip_h", [*others, sd2, sd2_ckpt], width=WIDTH) == sd2
+    assert find_text_encoder("openclip_h", [*others, folder], width=WIDTH) == folder
+    assert find_text_encoder("openclip_h", [*others, sd2], width=1024) is None
+    assert find_text_encoder("clip_l", [sd2, sdxl, sd1], width=WIDTH) == sd1
