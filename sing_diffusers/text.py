@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import torch
 
+from sing_core import text as core_text
 from sing_core.kinds import CLIP_L, SDXL_TEXT, TEXT_NAMES, ModuleKind
 from sing_core.text import ClipTextEncoder, ClipTokenizer
 from sing_diffusers.refusals import SingDiffusersError
@@ -144,10 +145,8 @@ def text_from(
         if kind.text == CLIP_L:
             tokenizer = path / "tokenizer" if (path / "tokenizer").is_dir() else None  # a diffusers SD-1.x folder
             return ClipTextEncoder.load(path, device, torch.float32, tokenizer, expected_hidden_size=width)
-        from sing_core.text import open_text_encoder
-
-        encoder = open_text_encoder(kind.text, path, device=device, dtype=torch.float32,
-                                    tokenizer=oms_tokenizer(module_path))
+        encoder = core_text.open_text_encoder(kind.text, path, device=device, dtype=torch.float32,
+                                              tokenizer=oms_tokenizer(module_path))
         return check_width(encoder, width, kind, what)
     if hasattr(source, "encode") and not hasattr(source, "text_encoder"):
         return check_width(source, width, kind, what)

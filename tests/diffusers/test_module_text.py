@@ -72,7 +72,7 @@ def test_a_path_goes_to_open_text_encoder_with_the_oms_tokenizer(sdxl, oms_xl_di
         calls.append((text_kind, Path(path), tokenizer, dtype))
         return Encoder(SD2_WIDTH if "fits" in str(path) else 1024)
 
-    monkeypatch.setattr(sing_core.text, "open_text_encoder", fake_open, raising=False)
+    monkeypatch.setattr(sing_core.text, "open_text_encoder", fake_open)
     module = sing_diffusers.load_module(oms_xl_dir, sdxl, text_encoder=tmp_path / "fits.safetensors")
     assert calls == [("openclip_h", tmp_path / "fits.safetensors", oms_xl_dir / "oms_tokenizer", torch.float32)]
     assert module.text.hidden_size == SD2_WIDTH
