@@ -4,7 +4,7 @@ unguided and guided, and the start it gives at σ0 = 14.6 in each form the hosts
 Errors are relative to the module's own scale, rms(x̂0 of float32, unguided): a guided x̂0 partly cancels (for
 SingDiffusion (u + w·(c − u))/w = c − (1 − 1/w)·u), so its error is stated on the same footing, not against its own
 possibly small rms. The start's error is stated in the same units: how much of x̂0 survives in the half-precision
-latent the host receives.
+latent the host receives, pixel by pixel (rms) and in each channel's mean (the image's brightness and colour cast).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sing_core.start import ddim_start, sigma_start, unit_noise_start
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 # What the docs promise for x̂0 (rms error / the module's rms): float16 keeps 10 mantissa bits, bfloat16 7.
-TOLERANCES = {"float16": 0.01, "bfloat16": 0.08}
+TOLERANCES = {"float16": 0.01, "bfloat16": 0.05}
 
 
 def build_module(network: Network, device: torch.device, seed: int) -> SingModule:
@@ -35,6 +35,11 @@ def build_module(network: Network, device: torch.device, seed: int) -> SingModul
 
 def _rms(t: torch.Tensor) -> float:
     return t.double().pow(2).mean().sqrt().item()
+
+
+def _channel_mean_error(start: torch.Tensor, reference: torch.Tensor) -> float:
+    """The largest error of a channel's spatial mean."""
+    return (start.double() - reference.double()).mean(dim=(-2, -1)).abs().max().item()
 
 
 def _starts(x0_hat: torch.Tensor, x1: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -88,6 +93,11 @@ def parity_rows(network: Network, side: int, tokens: int, device: torch.device, 
                 "start_finite": {form: bool(torch.isfinite(s).all()) for form, s in starts.items()},
                 "start_rel_rms": {
                     form: _rms(s.double() - reference_starts[name][form].double()) / scale for form, s in starts.items()
+                },
+                # The latent's rounding is noise of high frequency: each channel's mean (the brightness the module
+                # sets) survives it far better than the pixels do.
+                "start_mean_error": {
+                    form: _channel_mean_error(s, reference_starts[name][form]) / scale for form, s in starts.items()
                 },
             })
     del module

@@ -43,7 +43,9 @@ def test_half_precision_x0_is_finite_within_tolerance_and_really_half(report):
         assert all(row["start_finite"].values())
         assert set(row["start_finite"]) == {"sigma", "unit", "vp"}
         assert 0.0 < row["x0_rel_rms"] <= TOLERANCES[row["dtype"]], row  # > 0: it really was not float32
-        assert all(math.isfinite(v) for v in row["start_rel_rms"].values())
+        for errors in (row["start_rel_rms"], row["start_mean_error"]):
+            assert set(errors) == {"sigma", "unit", "vp"}
+            assert all(math.isfinite(v) for v in errors.values())
         assert row["within"]
     assert report["verdicts"]["half_precision_within_tolerance"] is True
 
