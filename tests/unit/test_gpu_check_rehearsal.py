@@ -12,7 +12,7 @@ from sing_core import cli
 from sing_core.gpucheck import check
 from sing_core.gpucheck.check import CheckError, resolve_device, run_check
 from sing_core.gpucheck.parity import TOLERANCES
-from sing_core.gpucheck.report import render, write
+from sing_core.gpucheck.report import render, verdicts, write
 
 CPU = torch.device("cpu")
 
@@ -136,3 +136,26 @@ def test_the_command_writes_its_report(tmp_path, capsys, one_torch_thread):
 def test_the_command_refuses_an_unknown_section(capsys):
     assert cli.main(["bench", "gpu", "--device", "cpu", "--rehearse", "--sections", "parity,spead"]) == 2
     assert "unknown section spead" in capsys.readouterr().err
+
+
+def test_the_verdicts_are_the_issues_criteria():
+    parity = [{"within": True}, {"within": True}]
+    speed = [
+        {"first": "ours", "ratio": 0.97},
+        {"first": "ours", "ratio": 1.0},
+        {"first": "module", "ratio": 1.4},  # the module against a host step is a cost, not a verdict
+    ]
+    memory = {"release": [{"released": True}, {"released": True}]}
+    assert verdicts({"parity": parity, "speed": speed, "memory": memory}) == {
+        "half_precision_within_tolerance": True,
+        "ours_no_slower_than_diffusers": True,
+        "nothing_held_after_release": True,
+    }
+    slower = [*speed, {"first": "ours", "ratio": 1.02}]
+    held = {"release": [{"released": True}, {"released": False}]}
+    assert verdicts({"parity": [*parity, {"within": False}], "speed": slower, "memory": held}) == {
+        "half_precision_within_tolerance": False,
+        "ours_no_slower_than_diffusers": False,
+        "nothing_held_after_release": False,
+    }
+    assert set(verdicts({}).values()) == {None}
