@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encode": ("sing_core.commands.encode", "encode an image folder with captions into a latents file for training"),
     "train": ("sing_core.commands.train", "train a SingDiffusion module from images or latents with captions"),
     "bench unet": ("sing_core.commands.bench_unet", "time SingUNet against diffusers' UNet (same weights)"),
+    "bench gpu": ("sing_core.commands.bench_gpu", "half precision, speed, memory and training on a GPU (or rehearsed)"),
     "bench brightness": ("sing_core.commands.bench_brightness", "the paper's brightness protocol against a webui API"),
 }
 
