@@ -183,6 +183,9 @@ def download_module(
                 raise DownloadError(f"{entry.name}: {error}; the release may have moved, see {entry.source_page}") \
                     from error
             log(f"{remote.path}: not on the server, skipped (optional)")
+    for folder_left in sorted(staging.rglob("*"), reverse=True):  # folders of optional files the server lacked
+        if folder_left.is_dir() and not any(folder_left.iterdir()):
+            folder_left.rmdir()
     try:
         verify(staging, entry)
     except DownloadError as error:

@@ -49,6 +49,7 @@ def test_a_download_is_checked_and_installed_under_its_name(hub, tmp_path):
     assert describe(target).module_kind == load_catalogue().get(NAME).kind
     assert [p.name for p in (tmp_path / "models").iterdir()] == [NAME]  # no staging folder, no .part left
     assert any("oms_tokenizer/vocab.json: not on the server, skipped" in line for line in lines)
+    assert not (target / "oms_tokenizer").exists()  # no empty folder for the files the server lacked
 
 
 def test_an_interrupted_download_leaves_nothing_under_the_name_and_resumes(hub, tmp_path):
