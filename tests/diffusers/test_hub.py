@@ -68,3 +68,13 @@ def test_only_bare_catalogue_names_go_online(tmp_path, monkeypatch):
     assert not hub.is_catalogue_name("models/oms_b_openclip_xl")
     with pytest.raises(CatalogueError, match="not on Hugging Face"):
         hub.fetch_from_hub("singdiffusion-sd15")
+
+
+def test_load_module_takes_a_catalogue_name(fake_hub, tmp_path, monkeypatch):
+    import sing_diffusers
+
+    fetch = hub.fetch_from_hub
+    monkeypatch.setattr(hub, "fetch_from_hub", lambda name: fetch(name, cache_dir=tmp_path / "cache"))
+    loaded = sing_diffusers.load_module(NAME)
+    assert loaded.sing.kind.family == "sdxl"
+    assert loaded.sing.path == str(tmp_path / "cache" / "snapshots" / "main")
