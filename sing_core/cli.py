@@ -17,8 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sing_core.demo.command", "CPU demo: the average-brightness problem of a Gaussian start and its fix"),
     "convert": ("sing_core.commands.convert", "turn a release folder into one .safetensors module file"),
     "inspect": ("sing_core.commands.inspect_module", "show a module's config, size, dtype and hash"),
-    "encode": ("sing_core.commands.encode", "encode an image folder with captions into a latents file for training"),
-    "train": ("sing_core.commands.train", "train a SingDiffusion module from images or latents with captions"),
+    "encode": ("sing_train.commands.encode", "encode images and captions once into latents (a file or shards)"),
+    "train": ("sing_train.commands.train", "train a start module (SingDiffusion or OMS) on images, latents, shards"),
     "bench unet": ("sing_core.commands.bench_unet", "time SingUNet against diffusers' UNet (same weights)"),
     "bench brightness": ("sing_core.commands.bench_brightness", "the paper's brightness protocol against a webui API"),
 }

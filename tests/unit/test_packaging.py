@@ -44,7 +44,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_the_wheel_holds_every_sing_package_and_nothing_else(wheel):
     tops = {name.split("/")[0] for name in wheel.namelist()}
     packages = {top for top in tops if not top.endswith(".dist-info")}
-    assert packages == {"sing_core", "sing_webui", "sing_diffusers", "sing_comfy"}
+    assert packages == {"sing_core", "sing_webui", "sing_diffusers", "sing_comfy", "sing_train"}
     assert "sing_core/text/tokenizer.py" in wheel.namelist()
 
 

@@ -9,9 +9,9 @@ import torch
 from train_helpers import encode_png
 
 from sing_core.progress import advance_to, progress_bar
-from sing_core.train.batches import CaptionEmbeddings, LatentBatches
-from sing_core.train.images import DatasetError, find_image_captions, load_image, parse_resolution
-from sing_core.train.latents import LatentDataset, load_latents, save_latents
+from sing_train.batches import CaptionEmbeddings, LatentBatches
+from sing_train.images import DatasetError, find_image_captions, load_image, parse_resolution
+from sing_train.latents import LatentDataset, load_latents, save_latents
 
 
 def fake_encoder(calls: list):

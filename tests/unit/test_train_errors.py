@@ -11,8 +11,8 @@ from train_helpers import TINY_VAE, write_image_folder, write_latents, write_sd1
 
 from sing_core.cli import main
 from sing_core.train import load_train_state
-from sing_core.train.latents import load_latents
 from sing_core.vae import VaeEncoderConfig
+from sing_train.latents import load_latents
 
 
 @pytest.fixture(scope="module")

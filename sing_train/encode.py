@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from sing_core.train.images import DatasetError, find_image_captions, load_image
-from sing_core.train.latents import LatentDataset
 from sing_core.vae import VaeEncoder
+from sing_train.images import DatasetError, find_image_captions, load_image
+from sing_train.latents import LatentDataset
 
 # (images done, images in all)
 EncodeProgress = Callable[[int, int], None]

@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
 
     from sing_core.progress import advance_to, progress_bar
     from sing_core.text import WeightsFileError
-    from sing_core.train.encode import encode_image_folder
-    from sing_core.train.images import DatasetError, parse_resolution
-    from sing_core.train.latents import save_latents
-    from sing_core.train.run import TrainError, resolve_device
     from sing_core.vae_file import load_vae_encoder
+    from sing_train.encode import encode_image_folder
+    from sing_train.images import DatasetError, parse_resolution
+    from sing_train.latents import save_latents
+    from sing_train.run import TrainError, resolve_device
 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.vae_dtype]
     try:

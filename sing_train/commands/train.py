@@ -88,8 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace):
     from sing_core.train import TrainConfig
-    from sing_core.train.images import parse_resolution
-    from sing_core.train.run import RunSpec, TrainError
+    from sing_train.images import parse_resolution
+    from sing_train.run import RunSpec, TrainError
 
     for flag, value, minimum in (
         ("--steps", args.steps, 1),
@@ -148,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
 
     from sing_core.config import ConfigError
     from sing_core.text import VocabularyError, WeightsFileError
-    from sing_core.train.images import DatasetError
-    from sing_core.train.run import TrainError, run_training
     from sing_core.weights import CheckpointError
+    from sing_train.images import DatasetError
+    from sing_train.run import TrainError, run_training
 
     try:
         spec = spec_from_args(args)

@@ -23,15 +23,15 @@ from sing_core.config import UNetConfig
 from sing_core.progress import advance_to, progress_bar
 from sing_core.text import ClipTextEncoder
 from sing_core.train.architectures import PRESETS, config_from_file, preset_config, preset_text_width
-from sing_core.train.batches import CaptionEmbeddings, LatentBatches
 from sing_core.train.checkpoint import load_train_state, save_train_state
-from sing_core.train.encode import encode_image_folder
-from sing_core.train.images import DatasetError
-from sing_core.train.latents import LatentDataset, load_latents
 from sing_core.train.loop import Progress, TrainConfig, TrainState, train_x0_predictor
 from sing_core.unet import SingUNet
 from sing_core.vae import SD_SCALE_FACTOR
 from sing_core.vae_file import load_vae_encoder
+from sing_train.batches import CaptionEmbeddings, LatentBatches
+from sing_train.encode import encode_image_folder
+from sing_train.images import DatasetError
+from sing_train.latents import LatentDataset, load_latents
 
 STATE_NAME = "train_state.safetensors"
 RUN_NAME = "run.json"
@@ -44,7 +44,7 @@ class TrainError(ValueError):
 
 @dataclass
 class RunSpec:
-    data: Path  # a latents .safetensors (sing_core.train.latents) or an image folder with .txt captions
+    data: Path  # a latents .safetensors (sing_train.latents) or an image folder with .txt captions
     out: Path
     preset: str | None = None  # exactly one of preset, config, init
     config: Path | None = None
