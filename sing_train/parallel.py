@@ -33,7 +33,7 @@ def launched_mixed_precision() -> str | None:
 
 
 def choose_mixed_precision(dtype: str | None, launched: str | None) -> str:
-    """accelerate's mixed_precision for this run: the launcher's, or --dtype's; the two must agree where both are set."""
+    """accelerate's mixed_precision for this run: the launcher's or --dtype's; the two must agree where both are set."""
     if dtype is not None and dtype not in MIXED_PRECISION:
         raise LaunchError(f"--dtype {dtype}: choose one of {', '.join(MIXED_PRECISION)}")
     wanted = None if dtype is None else MIXED_PRECISION[dtype]
