@@ -65,7 +65,7 @@ def expand_shards(data: str | Path) -> list[str]:
 
 
 def slot_plan(shard_count: int, slots: int, slot: int, order: list[int]) -> tuple[list[int], int]:
-    """(the shards this slot reads, in this epoch's order; the sample stride it keeps: 1, or slots if shards are few)."""
+    """(the shards this slot reads, in this epoch's order; the sample stride it keeps: 1, or slots if shards are few)"""
     if shard_count >= slots:
         return order[slot::slots], 1
     return list(order), slots

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,7 +55,7 @@ def test_shard_specs_expand_and_missing_shards_are_named(tmp_path):
 def test_corrupt_and_small_samples_are_skipped_and_counted(tmp_path):
     urls = [str(p) for p in write_shards(tmp_path, shards=1, per_shard=6, size=16, corrupt=("00-001",),
                                          small=("00-002",))]
-    (tmp_path / "broken.tar").write_bytes(open(urls[0], "rb").read()[:700])  # cut inside the first member
+    (tmp_path / "broken.tar").write_bytes(Path(urls[0]).read_bytes()[:700])  # cut inside the first member
     stream = ShardStream([*urls, str(tmp_path / "broken.tar")], rank=0, world_size=1, seed=0, first_epoch=0,
                          width=16, height=16, min_size=16)
     batches = ShardBatches(stream, batch_size=3, workers=0, caption_dropout=0.0,
