@@ -69,11 +69,11 @@ def _scale_check(family: str, scale: float, source: str) -> None:
         )
 
 
-def _diffusers_vae(folder: Path, family: str, device: torch.device) -> FrozenVae:
+def _diffusers_vae(folder: Path, family: str, device: torch.device, dtype: torch.dtype) -> FrozenVae:
     from diffusers import AutoencoderKL
 
     subfolder = "vae" if (folder / "vae").is_dir() else None
-    vae = AutoencoderKL.from_pretrained(folder, subfolder=subfolder).to(device).eval().requires_grad_(False)
+    vae = AutoencoderKL.from_pretrained(folder, subfolder=subfolder).to(device, dtype).eval().requires_grad_(False)
     scale = float(vae.config.scaling_factor)
     _scale_check(family, scale, str(folder))
     return _wrap_autoencoder(vae, family, scale, str(folder))
@@ -104,7 +104,9 @@ def _sdxl_single_file(path: Path, device: torch.device):
         ) from error
 
 
-def load_vae(checkpoint: Path | None, family: str, device: torch.device) -> FrozenVae:
+def load_vae(
+    checkpoint: Path | None, family: str, device: torch.device, dtype: torch.dtype = torch.float32
+) -> FrozenVae:
     if checkpoint is None:
         raise EncoderError(
             "images need a VAE: pass --checkpoint (an SD-1.x/2.x checkpoint or diffusers folder for --family sd, an "
@@ -113,16 +115,16 @@ def load_vae(checkpoint: Path | None, family: str, device: torch.device) -> Froz
     if not checkpoint.exists():
         raise EncoderError(f"--checkpoint {checkpoint}: no such file or folder")
     if is_diffusers_folder(checkpoint) or (checkpoint / "config.json").is_file():
-        return _diffusers_vae(checkpoint, family, device)
+        return _diffusers_vae(checkpoint, family, device, dtype)
     if family == SDXL:
         pipe = _sdxl_single_file(checkpoint, device)
-        vae = pipe.vae.eval().requires_grad_(False)
+        vae = pipe.vae.to(device, dtype).eval().requires_grad_(False)
         scale = float(vae.config.scaling_factor)
         _scale_check(family, scale, str(checkpoint))
         return _wrap_autoencoder(vae, family, scale, str(checkpoint))
     from sing_core.vae_file import load_vae_encoder
 
-    vae = load_vae_encoder(checkpoint, device)
+    vae = load_vae_encoder(checkpoint, device, dtype)
     _scale_check(family, float(vae.scale_factor), str(checkpoint))
     return FrozenVae(family, float(vae.scale_factor), vae.config.downsampling, vae.encode, str(checkpoint))
 

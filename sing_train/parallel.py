@@ -62,6 +62,12 @@ def make_accelerator(device: str, dtype: str | None):
         torch.cuda.set_device(torch.device(device))
     cpu = device == "cpu" or not torch.cuda.is_available()
     precision = choose_mixed_precision(dtype, launched_mixed_precision())
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # accelerate keeps one state per interpreter and refuses another precision or device in a second run of the
+        # same Python (tests, notebooks); one process has no process group to lose, so start it afresh.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     if launched_mixed_precision() is None:
         return Accelerator(cpu=cpu, mixed_precision=precision)
     return Accelerator(cpu=cpu)  # the launcher's setting stands (passing one again would override its config)
