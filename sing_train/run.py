@@ -118,8 +118,8 @@ def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO | None) -> 
             )
     if spec.resolution is not None:
         raise TrainError(
-            f"--resolution applies to image folders and shards; {data} holds latents encoded already (re-encode the images "
-            "at another resolution with `python -m sing_core encode`)"
+            f"--resolution applies to image folders and shards; {data} holds latents encoded already (re-encode "
+            "the images at another resolution with `python -m sing_core encode`)"
         )
     dataset = load_latents(data)
     scale, expected = dataset.info.get("scale_factor"), VAE_SCALING_FACTORS[spec.family]
