@@ -105,9 +105,13 @@ class AcceleratedParallel:
     def stack(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.world_size == 1:
             return tensor
+        import torch.distributed as dist
+
         # int64 on the wire: gloo and NCCL both gather it (RNG states are uint8)
-        rows = self.accelerator.gather(tensor.to(self.accelerator.device, torch.int64)[None])
-        return rows.to("cpu", tensor.dtype)
+        local = tensor.to(self.accelerator.device, torch.int64).contiguous()
+        rows = [torch.empty_like(local) for _ in range(self.world_size)]
+        dist.all_gather(rows, local)
+        return torch.stack(rows).to("cpu", tensor.dtype)
 
     def gather_objects(self, values: list) -> list:
         if self.world_size == 1:

@@ -215,7 +215,7 @@ class ShardBatches:
 
     def empty_cond(self) -> torch.Tensor:
         if self._empty is None:
-            self._empty = self.encode_text([""])[0].to(self.device)
+            self._empty = self.encode_text([""])[0].to(self.device).clone()
         return self._empty
 
     def __call__(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,6 +233,7 @@ class ShardBatches:
             cond = batch["cond"].to(self.device, torch.float32)
             cond[dropped.to(self.device)] = self.empty_cond().float()
             return batch["x0_or_pixels"], cond
-        x0 = self.encode_images(batch["x0_or_pixels"]).to("cpu", torch.float32)
+        # clone(): the frozen encoders may run in inference mode, whose tensors autograd refuses to save
+        x0 = self.encode_images(batch["x0_or_pixels"]).to("cpu", torch.float32).clone()
         captions = ["" if d else c for c, d in zip(batch["captions"], dropped.tolist(), strict=True)]
-        return x0, self.encode_text(captions).to(self.device, torch.float32)
+        return x0, self.encode_text(captions).to(self.device, torch.float32).clone()

@@ -148,7 +148,7 @@ def _own_row(tensor: torch.Tensor, parallel: Parallel, what: str) -> torch.Tenso
             f"train_x0_predictor: the state's {what} comes from {saved} process(es), this run has "
             f"{parallel.world_size}; resume with as many processes as saved it, or start over"
         )
-    return tensor[parallel.rank].contiguous()
+    return tensor[parallel.rank].clone()  # a copy: Generator.set_state reads a row view's storage from its start
 
 
 class _Ema:

@@ -1,5 +1,5 @@
 """Tiny webdataset shards as img2dataset writes them: KEY.png + KEY.txt + KEY.json, dark images captioned "black",
-bright ones "white"."""
+bright ones "white"; and the tiny SD-1 checkpoint whose VAE makes their difference visible."""
 
 from __future__ import annotations
 
@@ -8,13 +8,35 @@ import json
 import tarfile
 from pathlib import Path
 
+import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
+from train_helpers import write_sd1_checkpoint
+
+# The random tiny VAE's posterior means are ~0.04 wide where a trained SD VAE's × 0.18215 are ~1: its quant_conv is
+# scaled up so that the brightness it encodes is a signal a tiny module learns in tens of steps, not thousands.
+LATENT_GAIN = 25.0
+SAMPLES_PER_SHARD = 12
 
 
-def png_bytes(level: int, size: int, seed: int) -> bytes:
-    """A size × size grey image around `level` with a little texture, so no two images are the same."""
-    pixels = bytes(max(0, min(255, level + ((x * 7 + y * 13 + seed * 31) % 21) - 10)) for y in range(size)
-                   for x in range(size) for _ in range(3))
+def write_brightness_checkpoint(path: Path) -> Path:
+    write_sd1_checkpoint(path)
+    tensors = load_file(str(path))
+    for key in ("first_stage_model.quant_conv.weight", "first_stage_model.quant_conv.bias"):
+        tensors[key] = tensors[key] * LATENT_GAIN
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+def solid_pixels(level: int, size: int) -> torch.Tensor:
+    """The [-1, 1] RGB tensor the trainer reads from png_bytes(level, size, ...) without texture."""
+    return torch.full((3, size, size), level / 127.5 - 1.0)
+
+
+def png_bytes(level: int, size: int, seed: int, texture: int = 0) -> bytes:
+    """A size × size grey image at `level`, with ±texture levels of a seeded pattern (0: solid)."""
+    pixels = bytes(max(0, min(255, level + ((x * 7 + y * 13 + seed * 31) % (2 * texture + 1)) - texture))
+                   for y in range(size) for x in range(size) for _ in range(3))
     buffer = io.BytesIO()
     Image.frombytes("RGB", (size, size), pixels).save(buffer, format="PNG")
     return buffer.getvalue()
