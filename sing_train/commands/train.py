@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     network = parser.add_argument_group("network (one of)").add_mutually_exclusive_group(required=True)
     network.add_argument(
         "--preset",
-        choices=("sd15", "tiny"),
-        help="sd15: SD-1.5's UNet shape (860M parameters, a GPU job); tiny: tests, CPU experiments",
+        choices=("sd15", "oms-b", "tiny"),
+        help="sd15: SD-1.5's UNet shape (832M parameters, CLIP-L's 768-wide text); oms-b: One More Step's module "
+        "(154M, the text encoder's width); tiny: tests, CPU experiments",
     )
     network.add_argument("--config", type=Path, help="a diffusers UNet2DConditionModel config.json")
     network.add_argument("--init", type=Path, help="fine-tune an existing module (file or release folder)")
