@@ -1,6 +1,6 @@
 """Bootstrap: one command that works on a machine with nothing but Python.
 
-    python3 run.py test           ruff + the unit and parity tiers (the live tier runs when WEBUI_DIR is set)
+    python3 run.py test           ruff + the unit, parity, training and diffusers tiers (live: when WEBUI_DIR is set)
     python3 run.py demo [ARGS]    the CPU demo of the average-brightness problem and its fix
 
 It makes .venv beside this file, installs requirements/<tier>.txt into it once (re-installing only when that

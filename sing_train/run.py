@@ -291,6 +291,11 @@ class _Writer:
     def __init__(self, spec, config, text, data, parallel, kind, bundle, resumed_from, bar, main):
         self.spec, self.config, self.text, self.data, self.parallel = spec, config, text, data, parallel
         self.kind, self.bundle, self.resumed_from, self.bar, self.main = kind, bundle, resumed_from, bar, main
+        self.before = (0, 0)  # the skipped and filtered counts of the run this one resumes
+        run_file = spec.out / RUN_NAME
+        if resumed_from and run_file.is_file():
+            recorded = json.loads(run_file.read_text(encoding="utf-8"))
+            self.before = (recorded.get("skipped_samples") or 0, recorded.get("filtered_samples") or 0)
         name = spec.name.removesuffix(".safetensors")
         self.module_path = spec.out / f"{name}.safetensors"
         self.raw_path = spec.out / f"{name}-raw.safetensors"
@@ -312,8 +317,8 @@ class _Writer:
     def on_checkpoint(self, state: TrainState) -> None:
         spec = self.spec
         self.check_loss(sum(state.losses[-spec.train.progress_every :]), state.step)
-        counts = (self.parallel.sum(getattr(self.data.batches, "skipped", 0)),
-                  self.parallel.sum(getattr(self.data.batches, "filtered", 0)))
+        counts = (self.before[0] + self.parallel.sum(getattr(self.data.batches, "skipped", 0)),
+                  self.before[1] + self.parallel.sum(getattr(self.data.batches, "filtered", 0)))
         if not self.main:
             return
         spec.out.mkdir(parents=True, exist_ok=True)
