@@ -150,7 +150,10 @@ def _transformers_text(folder: Path, tokenizer: Path | None, device: torch.devic
         ids = tok(list(prompts), padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
         return model(ids.to(device)).last_hidden_state.float()
 
-    return FrozenText(WIDTH_TO_TEXT.get(width, CLIP_L if width < 1024 else OPENCLIP_H), width, encode, str(folder))
+    # SD-2's OpenCLIP ViT-H is 1024 wide with gelu; OpenAI's CLIP-L 768 wide with quick_gelu (tiny test encoders
+    # keep the activation of the one they stand for)
+    kind = WIDTH_TO_TEXT.get(width, OPENCLIP_H if model.config.hidden_act == "gelu" else CLIP_L)
+    return FrozenText(kind, width, encode, str(folder))
 
 
 def _sdxl_text(source: Path, device: torch.device) -> FrozenText:
@@ -218,6 +221,8 @@ def _sd_text(checkpoint, text_encoder, tokenizer, init, expected_width, device) 
         return _transformers_text(path / "text_encoder", tokenizer or path / "tokenizer", device)
     if path.is_dir() and _config(path).get("model_type") == "clip_text_model":
         return _transformers_text(path, tokenizer, device)
+    if _is_sd2_checkpoint(path):
+        return _open_clip_file(path, tokenizer, device)
     from sing_core.text import ClipTextEncoder
 
     try:
@@ -230,6 +235,35 @@ def _sd_text(checkpoint, text_encoder, tokenizer, init, expected_width, device) 
         "text_encoder_config": encoder.model.config.to_dict(),
     }
     return FrozenText(CLIP_L, width, encoder.encode, str(path), bundle)
+
+
+def _is_sd2_checkpoint(path: Path) -> bool:
+    """An SD-2.x single file: its text encoder in open_clip's layout (cond_stage_model.model.*)."""
+    if not path.is_file() or path.suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return any(k.startswith("cond_stage_model.model.") for k in handle.keys())  # noqa: SIM118
+
+
+def _open_clip_file(path: Path, tokenizer: Path | None, device: torch.device) -> FrozenText:
+    """SD-2's OpenCLIP ViT-H from an SD-2.x checkpoint file, through the engine's own encoder where it has one."""
+    import sing_core.text as engine_text
+
+    open_text_encoder = getattr(engine_text, "open_text_encoder", None)
+    if open_text_encoder is None:
+        raise EncoderError(
+            f"{path}: an SD-2.x checkpoint, whose OpenCLIP ViT-H this version reads only as a diffusers folder: pass "
+            "--text-encoder with SD-2's text_encoder/ folder (stabilityai/stable-diffusion-2-1) and --tokenizer with "
+            "its tokenizer/"
+        )
+    encoder = open_text_encoder(OPENCLIP_H, path, device=device, tokenizer=tokenizer)
+
+    def encode(prompts: Sequence[str]) -> torch.Tensor:
+        return encoder.encode(list(prompts)).float().clone()
+
+    return FrozenText(OPENCLIP_H, encoder.hidden_size, encode, str(path))
 
 
 def text_kind_for(text: FrozenText, family: str) -> str:
