@@ -234,6 +234,6 @@ class ShardBatches:
             cond[dropped.to(self.device)] = self.empty_cond().float()
             return batch["x0_or_pixels"], cond
         # clone(): the frozen encoders may run in inference mode, whose tensors autograd refuses to save
-        x0 = self.encode_images(batch["x0_or_pixels"]).to("cpu", torch.float32).clone()
+        x0 = self.encode_images(batch["x0_or_pixels"]).to(torch.float32).clone()  # stays on the VAE's device
         captions = ["" if d else c for c, d in zip(batch["captions"], dropped.tolist(), strict=True)]
         return x0, self.encode_text(captions).to(self.device, torch.float32).clone()
