@@ -28,6 +28,11 @@ def register_folder() -> None:
     folder_paths.add_model_folder_path(FOLDER_KEY, str(Path(folder_paths.models_dir) / FOLDER_KEY), is_default=True)
 
 
+def module_folder() -> str:
+    """models/singdiffusion/ as this ComfyUI has it (the first folder of the key)."""
+    return folder_paths.get_folder_paths(FOLDER_KEY)[0]
+
+
 def library() -> ModuleLibrary:
     """The installed modules (release folders and our .safetensors), scanned now: a new file shows on refresh."""
     return ModuleLibrary(folder_paths.get_folder_paths(FOLDER_KEY)).refresh()

@@ -7,7 +7,7 @@ from comfy.patcher_extension import WrappersMP
 from sing_core.args import FIELD_BY_KEY
 from sing_core.library import UnknownModuleError
 
-from . import conds, family, host
+from . import conds, family, hint, host
 from .start import SingStart
 
 TEXT_HELP = ("Optional: the module's text, encoded with SD-1.5's CLIP-L (CLIPLoader, type stable_diffusion). Needed "
@@ -34,14 +34,15 @@ class SingDiffusionModuleLoader:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802  (ComfyUI's names)
-        return {"required": {"module_name": (host.library().names(), {"tooltip": "A module in models/singdiffusion/"})}}
+        names = host.library().names()
+        return {"required": {"module_name": (names, {"tooltip": hint.loader_tooltip(names, host.module_folder())})}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, module_name):  # noqa: N802
         try:
             host.library().resolve(module_name)
         except UnknownModuleError as error:
-            return str(error)
+            return str(error) if host.library().names() else f"{error}\n{hint.no_module_text(host.module_folder())}"
         return True
 
     def load(self, module_name):

@@ -31,7 +31,6 @@ from sing_train.batches import CaptionEmbeddings, LatentBatches
 from sing_train.frozen import load_text, load_vae, text_kind_for
 from sing_train.images import DatasetError
 from sing_train.latents import LatentDataset, load_latents
-from sing_train.memory import enable_gradient_checkpointing
 from sing_train.parallel import AUTOCAST, AcceleratedParallel, make_accelerator
 
 STATE_NAME = "train_state.safetensors"
@@ -349,7 +348,7 @@ def _network_on(spec: RunSpec, config: UNetConfig, init_module, device: torch.de
     unet = SingUNet(config) if init_module is None else init_module.unet
     unet = unet.to(device, torch.float32).requires_grad_(True)
     if spec.gradient_checkpointing:
-        enable_gradient_checkpointing(unet)
+        unet.enable_gradient_checkpointing()  # each block recomputed in the backward (SingUNet's own)
     return unet
 
 

@@ -1,16 +1,10 @@
-"""The launch's decisions: mixed precision from the launcher or --dtype, the rank in a failure, gradient
-checkpointing that changes memory and not the gradients."""
+"""The launch's decisions: mixed precision from the launcher or --dtype, the rank in a failure."""
 
 from __future__ import annotations
 
 import pytest
-import torch
-from train_helpers import SMALL_UNET
 
-from sing_core.config import UNetConfig
-from sing_core.unet import SingUNet
 from sing_train.commands.train import process_label
-from sing_train.memory import enable_gradient_checkpointing
 from sing_train.parallel import LaunchError, choose_mixed_precision
 
 
@@ -32,18 +26,3 @@ def test_a_failure_names_its_process_inside_a_launch(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "16")
     monkeypatch.setenv("RANK", "3")
     assert process_label() == " (process 3 of 16)"
-
-
-def test_gradient_checkpointing_keeps_the_gradients():
-    config = UNetConfig.from_dict(SMALL_UNET, source="test")
-    torch.manual_seed(0)
-    plain = SingUNet(config)
-    checkpointed = SingUNet(config)
-    checkpointed.load_state_dict(plain.state_dict())
-    assert enable_gradient_checkpointing(checkpointed) > 0
-    x1 = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
-    cond = torch.randn(2, 77, 64, generator=torch.Generator().manual_seed(2))
-    for net in (plain, checkpointed):
-        net(x1, cond).square().mean().backward()
-    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
-        torch.testing.assert_close(a.grad, b.grad, msg=name)
