@@ -1,8 +1,9 @@
 """Bootstrap: one command that works on a machine with nothing but Python.
 
-    python3 run.py test [ARGS]    ruff, then pytest: the unit, parity and diffusers tiers (the pip-install test
-                                  included); the live, browser, ComfyUI and GPU tiers run where their host is given
-                                  (WEBUI_DIR / FORGE_DIR / COMFYUI_DIR / CUDA), skipped with one line each otherwise
+    python3 run.py test [ARGS]    ruff, then pytest: the unit, parity, training and diffusers tiers (the
+                                  pip-install test included); the live, browser, ComfyUI and GPU tiers run where
+                                  their host is given (WEBUI_DIR / FORGE_DIR / COMFYUI_DIR / CUDA), skipped with one
+                                  line each otherwise
     python3 run.py demo [ARGS]    the CPU demo of the average-brightness problem and its fix
     python3 run.py gpu [ARGS]     the GPU check on a CUDA machine (`python -m sing_core bench gpu ARGS`; the test
                                   tier's requirements, diffusers included); --device cpu --rehearse on a CPU

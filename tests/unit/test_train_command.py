@@ -13,9 +13,9 @@ from sing_core import describe, load_module
 from sing_core.cli import main
 from sing_core.text import ClipTextEncoder, load_text_encoder
 from sing_core.train import load_train_state
-from sing_core.train.images import load_image
-from sing_core.train.latents import load_latents
 from sing_core.vae_file import load_vae_encoder
+from sing_train.images import load_image
+from sing_train.latents import load_latents
 
 
 @pytest.fixture(scope="module")

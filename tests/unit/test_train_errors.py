@@ -11,8 +11,8 @@ from train_helpers import TINY_VAE, write_image_folder, write_latents, write_sd1
 
 from sing_core.cli import main
 from sing_core.train import load_train_state
-from sing_core.train.latents import load_latents
 from sing_core.vae import VaeEncoderConfig
+from sing_train.latents import load_latents
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_bad_latents_files(tmp_path, checkpoint, capsys):
     assert "no such file" in train(capsys, tmp_path / "missing.safetensors", tmp_path / "run", *common)
     fine = write_latents(tmp_path / "fine.safetensors", count=6)
     err = train(capsys, fine, tmp_path / "run", *common, "--resolution", 64)
-    assert "--resolution applies to image folders" in err
+    assert "--resolution applies to image folders and shards" in err
 
 
 def test_text_encoder_problems(tmp_path, checkpoint, latents, capsys):

@@ -1,4 +1,4 @@
-"""Image folder → LatentDataset: every image through SD's VAE encoder once.
+"""Image folder → LatentDataset: every image through the frozen VAE (sing_train.frozen.FrozenVae) once.
 
 x0 is the posterior MEAN times the scale factor, not a sample. The module's optimum is E[x0 | c]; a posterior sample
 is the mean plus zero-mean noise, so it has the same expectation and only adds variance to the regression target
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from sing_core.train.images import DatasetError, find_image_captions, load_image
-from sing_core.train.latents import LatentDataset
-from sing_core.vae import VaeEncoder
+from sing_train.frozen import FrozenVae
+from sing_train.images import DatasetError, find_image_captions, load_image
+from sing_train.latents import LatentDataset
 
 # (images done, images in all)
 EncodeProgress = Callable[[int, int], None]
@@ -23,7 +23,7 @@ EncodeProgress = Callable[[int, int], None]
 
 def encode_image_folder(
     folder: str | Path,
-    vae: VaeEncoder,
+    vae: FrozenVae,
     width: int,
     height: int,
     *,
@@ -39,7 +39,7 @@ def encode_image_folder(
     """
     folder = Path(folder)
     pairs = find_image_captions(folder)
-    factor = vae.config.downsampling
+    factor = vae.downsampling
     if width % factor or height % factor:
         raise DatasetError(f"resolution {width}x{height}: this VAE needs sides that are multiples of {factor}")
     batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
