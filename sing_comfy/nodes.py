@@ -47,12 +47,22 @@ class SingDiffusionModuleLoader:
         return {"required": {"module_name": (host.library().names(), {"tooltip": "A module in models/singdiffusion/"})}}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, module_name):  # noqa: N802
+    def VALIDATE_INPUTS(cls, module_name=None):  # noqa: N802
+        if module_name is None:  # ComfyUI has already answered "Required input is missing"
+            return True
+        if not isinstance(module_name, str):
+            return f"module_name must be an installed module's name (a string), not {type(module_name).__name__}"
         try:
-            host.library().resolve(module_name)
+            host.resolve(module_name)
         except UnknownModuleError as error:
             return str(error)
         return True
+
+    @classmethod
+    def IS_CHANGED(cls, module_name=None):  # noqa: N802
+        """The module's file as it is now: ComfyUI re-runs the loader (which reloads the module) when its file was
+        replaced, rewritten or truncated, not only when the name changed."""
+        return host.file_state(module_name)
 
     def load(self, module_name):
         return (host.load(module_name),)
