@@ -30,6 +30,8 @@ import torch
 from sing_core.compose import batched_forward
 from sing_core.kinds import ModuleKind
 
+from .family import CLIP_SOURCES
+
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SINGDIFFUSION_KIND = ModuleKind()  # the SingDiffusion release's kind, the default where none is given
 FEATHER = 8  # latent pixels of ComfyUI's soft edge on area conds (comfy.samplers.get_area_and_mult)
@@ -173,8 +175,9 @@ def from_node(positive: list | None, negative: list | None, guidance: Guidance, 
     if guidance.kind.uncond_is_empty_prompt:
         if guidance.kind.needs_uncond(guidance.scale) and empty is None:
             raise CondsError(f"SingDiffusion Apply: One More Step guidance {guidance.scale:g} guides against \"\" "
-                             "encoded by the module's own text encoder: connect the Apply node's clip input, or set "
-                             "guidance_scale to 0 or 1 (the prompt alone)")
+                             "encoded by the module's own text encoder: connect it to the Apply node's clip input "
+                             f"({CLIP_SOURCES[guidance.kind.text]}), or set guidance_scale to 0 or 1 (the prompt "
+                             "alone)")
         guidance = dataclasses.replace(guidance, negative=plain(empty, "clip") if empty is not None else [])
         if positive is None:
             return guidance

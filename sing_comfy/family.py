@@ -36,6 +36,14 @@ TEXT_SOURCES = {
     SDXL_TEXT: "load an SDXL checkpoint: the module reads SDXL's own conditioning (2048 wide)",
 }
 
+# The CLIP to connect to the Apply node's clip input for a module of each text kind.
+CLIP_SOURCES = {
+    CLIP_L: ("an SD-1.x checkpoint's CLIP, or a CLIPLoader with SD-1.5's CLIP-L (clip_l.safetensors, type "
+             "stable_diffusion)"),
+    OPENCLIP_H: "any SD-2.x checkpoint's CLIP (CheckpointLoaderSimple), or a CLIPLoader of type sd2",
+    SDXL_TEXT: "the SDXL checkpoint's own CLIP",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelFacts:

@@ -99,8 +99,8 @@ class SingDiffusionApply:
         kind = module.kind
         if module_prompt.strip():
             if clip is None:
-                raise ValueError("SingDiffusion Apply: module_prompt is set but the clip input is not connected; "
-                                 f"connect the module's text encoder to clip ({family.TEXT_SOURCES[kind.text]})")
+                raise ValueError("SingDiffusion Apply: module_prompt is set but the clip input is not connected: "
+                                 f"connect the module's text encoder to it ({family.CLIP_SOURCES[kind.text]})")
             if positive is not None:
                 log.info("SingDiffusion: module_prompt replaces the Apply node's positive input")
             positive = encode(clip, module_prompt)
