@@ -112,16 +112,16 @@ class SingDiffusionApply:
             negative = None
             if clip is not None and kind.needs_uncond(kind.effective_guidance(guidance_scale, None)):
                 empty = encode(clip, "")
+        refusal = family.refusal(family.facts_of(model), kind, module.latent_channels, module.cross_attention_dim,
+                                 own_text=positive is not None)
+        if refusal:
+            raise ValueError(refusal)
         # refuse bad text inputs now (SingDiffusion's scale follows the sampler's cfg, known only when it samples)
         conds.from_node(positive, negative, conds.Guidance([], [], kind.effective_guidance(guidance_scale, None),
                                                            kind=kind), empty)
         for name, conditioning in (("positive", positive), ("negative", negative), ("clip", empty)):
             if conditioning is not None:
                 check_width(module, name, conditioning)
-        refusal = family.refusal(family.facts_of(model), kind, module.latent_channels, module.cross_attention_dim,
-                                 own_text=positive is not None)
-        if refusal:
-            raise ValueError(refusal)
         patched = model.clone()
         patched.remove_wrappers_with_key(WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY)  # a second Apply replaces the first
         start = SingStart(sing_module, guidance_scale, positive, negative, strength, empty)

@@ -108,8 +108,9 @@ def modules(base_dir, tmp_path_factory) -> Modules:
     _safetensors_module(work / "extra-sing", extra / "extra-sing.safetensors")
     write_oms_module(folder / "oms-xl", text_width=1024, seed=4)
     write_oms_module(folder / "oms-xl-mixclip", text_width=2048, seed=5)
+    write_oms_module(folder / "oms-sd", text_width=1024, seed=6, family="sd")
     return Modules(folder, extra, "tiny-sing", "tiny-release", "narrow-sing", "extra-sing", "oms-xl",
-                   "oms-xl-mixclip")
+                   "oms-xl-mixclip", "oms-sd")
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,7 @@ def test_sdxl_one_more_step_example_loads_and_runs(comfy, comfy_server, driver, 
         const byType = t => nodes.find(n => n.type === t);
         const set = (node, name, value) => { node.widgets.find(w => w.name === name).value = value; };
         set(loaders.find(n => n.title.startsWith('SDXL')), 'ckpt_name', 'tiny-sdxl.safetensors');
-        set(loaders.find(n => n.title.startsWith('SD-2')), 'ckpt_name', 'tiny-sd20.safetensors');
+        set(loaders.find(n => n.title.startsWith("SD-2")), 'ckpt_name', 'tiny-sd20.safetensors');
         set(byType('SingDiffusionModuleLoader'), 'module_name', arguments[0]);
         set(byType('EmptyLatentImage'), 'width', 64); set(byType('EmptyLatentImage'), 'height', 64);
         set(byType('KSampler'), 'steps', 4);

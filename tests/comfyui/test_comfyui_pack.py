@@ -35,7 +35,7 @@ def test_modules_from_the_model_folder_and_extra_model_paths(comfy, modules):
     # release folders (SingDiffusion's and One More Step's) and our .safetensors in models/singdiffusion, and the
     # folder extra_model_paths.yaml adds
     assert set(choices) == {modules.fitting, modules.release, modules.narrow, modules.extra, modules.oms_xl,
-                            modules.oms_xl_mixclip}
+                            modules.oms_xl_mixclip, modules.oms_sd}
 
 
 @pytest.mark.parametrize("name", list(REFERENCE_GRAPHS))

@@ -1,4 +1,5 @@
-"""SDXL with One More Step modules in a real ComfyUI: the sampler's real first input against the offline reference.
+"""SDXL (and SD-2) with One More Step modules in a real ComfyUI: the sampler's real first input against the offline
+reference.
 
 The reference is x̂0 = −v from the module's own forward (sing_core) on the embeddings the module was given, which
 the probe pack records: CLIPTextEncode of the same text with the module's text encoder (the SD-2 checkpoint's
@@ -11,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from comfy_live import read_probe
-from graphs import CHECKPOINT, SDXL_CHECKPOINT, sdxl_oms, txt2img, with_model_node
+from graphs import CHECKPOINT, SD2_CHECKPOINT, SDXL_CHECKPOINT, sdxl_oms, txt2img, with_model_node
 from test_comfyui_start import TOLERANCE, first_rows, stock_noise
 
 from sing_core.checkpoint import load_module
@@ -72,6 +73,21 @@ def test_mixclip_module_reads_sdxls_own_conditioning(comfy, probe_dir, modules):
     assert torch.equal(module_record["positive"], record["positive.0"])  # the sampler's positive, as it is
     expected = expected_start(record, modules.path(modules.oms_xl_mixclip), module_record, 1.5)
     assert (first_rows(record) - expected).abs().max().item() <= TOLERANCE
+
+
+def test_openclip_module_on_sd2_reads_the_samplers_own_conditioning(comfy, probe_dir, modules):
+    """SD-2's conditioning is the OpenCLIP ViT-H text One More Step's openclip modules read: no clip input needed at
+    its default guidance."""
+    run = comfy.run(txt2img(checkpoint=SD2_CHECKPOINT, module=modules.oms_sd, probe="sd2-oms", sampler="dpmpp_2m",
+                            scheduler="karras"))
+    assert run.succeeded, run.failure
+    record = read_probe(probe_dir, "sd2-oms")
+    assert record["positive.0"].shape[-1] == 1024
+    module = load_module(modules.path(modules.oms_sd))
+    x1, sigma0 = record["noise"], float(record["sigmas"][0])
+    expected = sigma_start(module.predict_x0(x1, record["positive.0"]), x1, sigma0)
+    assert (first_rows(record) - expected).abs().max().item() <= TOLERANCE
+    assert (first_rows(record) - sigma0 * x1).abs().max().item() > 10 * TOLERANCE
 
 
 def test_module_prompt_changes_only_the_modules_side(comfy, probe_dir, modules):
