@@ -1,11 +1,19 @@
 """Benchmark (not a test): what SingDiffusion costs inside a real ComfyUI, measured side by side in one run.
 
-    COMFYUI_DIR=... COMFYUI_PYTHON=... python tests/comfyui/bench_comfyui.py [--rounds 16] [--size 128] [--steps 8]
-        [--checkpoint FILE] [--node-times] [--log FILE]
+    COMFYUI_DIR=... COMFYUI_PYTHON=... python tests/comfyui/bench_comfyui.py [--family sd15|sdxl] [--rounds 16]
+        [--size 128] [--steps 8] [--checkpoint FILE] [--node-times] [--log FILE]
 
-One ComfyUI (--cpu, 127.0.0.1) with the pack, the random reduced SD-1.5 checkpoint of the live tier (built, or
---checkpoint) and a module of the same shape as its UNet (so one module forward costs about one host UNet forward
-of the cond half). Two comparisons, each in paired rounds of its own, one new seed per round for the graphs of it:
+One ComfyUI (--cpu, 127.0.0.1) with the pack, a random reduced checkpoint of the live tier (built, or --checkpoint)
+and a random module the size of its UNet, so that one module forward costs about one host UNet forward; the module
+runs cond and uncond in one batched forward as the host does its own, so its physical limit is about 1 host step:
+  --family sd15: the SD-1.5 checkpoint and a SingDiffusion module of exactly its UNet's shape (guided by the
+      sampler's CFG 7 against the negative prompt)
+  --family sdxl: the SDXL checkpoint and a One More Step module in its release layout (model_index.json +
+      oms_module/ + oms_text_encoder/) reading SDXL's own 2048-wide conditioning, 320 wide throughout as the host
+      UNet, with the host's attention depths at each level (7 in the mid block, which the host has without
+      attention) for about the same parameters and work; guidance_scale 2 against "" encoded by the Apply node's
+      clip input (the checkpoint's SDXL CLIP)
+Two comparisons, each in paired rounds of its own, one new seed per round for the graphs of it:
   idle vs img: the node applied to image to image (a VAE-encoded grey image at denoise 0.6), where it does nothing,
       against the same graph without the node; the two alternate (idle img, img idle, ...), so each follows the
       other as often as itself
@@ -43,11 +51,14 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "live"), str(HERE.parents[1])]  # helpers, the live tier, sing_core
+sys.path[:0] = [str(HERE), str(HERE.parent / "live"), str(HERE.parent / "unit"), str(HERE.parents[1])]
 
+import graphs  # noqa: E402
 from comfy_client import ComfyClient, Run  # noqa: E402
 from comfy_live import ComfyServer  # noqa: E402
-from graphs import CHECKPOINT, txt2img  # noqa: E402
+from graphs import CHECKPOINT, SDXL_CHECKPOINT  # noqa: E402
+from oms_modules import MIXCLIP_POINTER  # noqa: E402
+from unet_helpers import TINY_OMS, write_oms_release  # noqa: E402
 
 from sing_core.checkpoint import save_module  # noqa: E402
 from sing_core.config import UNetConfig  # noqa: E402
@@ -60,6 +71,16 @@ HOST_SHAPED_MODULE = {
     "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
     "cross_attention_dim": 768, "attention_head_dim": 8, "norm_num_groups": 32,
 }  # fmt: skip
+# The host UNet of tiny_comfy_checkpoint.py's SDXL (model_channels 320, channel_mult [1, 1, 1], two res blocks a
+# level, transformer depths 0 / 2 / 10 down, none up, 64-channel heads, context 2048) as a One More Step module.
+# SingUNet's mid block always has attention (the host's has a res block only): depth 7 there and at the deepest
+# level gives 21 transformer layers at the lowest resolution against the host's 20, 125.2 M parameters against 120.0 M.
+HOST_SIZED_OMS_XL = {
+    **TINY_OMS, "_name_or_path": "h1t/oms_l_mixclip_xl", "block_out_channels": [320, 320, 320],
+    "attention_head_dim": 5, "cross_attention_dim": 2048, "norm_num_groups": 32,
+    "up_block_types": ["UpBlock2D"] * 3, "use_linear_projection": True, "transformer_layers_per_block": [1, 2, 7],
+}  # fmt: skip
+OMS_GUIDANCE = 2.0
 PACK_NODES = {"loader", "apply"}  # the graph nodes of the pack (graphs.txt2img)
 
 
@@ -151,12 +172,27 @@ def print_encode_cost(by_prompt: dict[str, dict[str, float]], img_seconds: list[
               f"{median / statistics.median(img_seconds):.1%} of an img prompt")
 
 
+def write_module(family: str, folder: Path) -> SingModule:
+    """The bench's random module, written where ComfyUI finds it as "bench-sing" (see the module docstring)."""
+    torch.manual_seed(0)
+    if family == "sd15":
+        module = SingModule(UNetConfig.from_dict(HOST_SHAPED_MODULE))
+        save_module(module, None, folder / "bench-sing.safetensors")
+        return module
+    module = SingModule(UNetConfig.from_dict(HOST_SIZED_OMS_XL))
+    write_oms_release(folder / "bench-sing", module.unet.state_dict(), family="sdxl", config=HOST_SIZED_OMS_XL,
+                      text_config=MIXCLIP_POINTER)
+    return module
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=("sd15", "sdxl"), default="sd15",
+                        help="the host checkpoint and its module (see above)")
     parser.add_argument("--rounds", type=int, default=16, help="measured rounds per comparison")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--checkpoint", type=Path, help="a checkpoint made by tiny_comfy_checkpoint.py")
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoint of --family made by tiny_comfy_checkpoint.py")
     parser.add_argument("--node-times", action="store_true",
                         help="also link timing_nodes/ and print where each graph's time went, node by node")
     parser.add_argument("--log", type=Path, help="keep ComfyUI's console log here")
@@ -164,6 +200,13 @@ def main(argv: list[str]) -> int:
     comfy_dir = Path(os.environ["COMFYUI_DIR"])
     python = Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir.parent / "venv/bin/python")
     common = {"steps": args.steps, "size": args.size, "cfg": 7.0}
+    checkpoint_name = CHECKPOINT if args.family == "sd15" else SDXL_CHECKPOINT
+
+    def txt2img(module: str | None, **options) -> dict:
+        graph = graphs.txt2img(module=module, checkpoint=checkpoint_name, **options)
+        if module is not None and args.family == "sdxl":  # One More Step: its own guidance, "" from this CLIP
+            graph["apply"]["inputs"].update(guidance_scale=OMS_GUIDANCE, clip=["ckpt", 1])
+        return graph
 
     def idle_pair(seed: int) -> dict:
         return {key: image_to_image(txt2img(module=module, seed=seed, denoise=0.6, **common), args.size)
@@ -178,14 +221,12 @@ def main(argv: list[str]) -> int:
         base = Path(tmp)
         (base / "models/checkpoints").mkdir(parents=True)
         (base / "custom_nodes").mkdir()
-        checkpoint = args.checkpoint or base / "tiny-sd15-build.safetensors"
+        checkpoint = args.checkpoint or base / f"tiny-{args.family}-build.safetensors"
         if args.checkpoint is None:
-            subprocess.run([str(python), str(HERE / "tiny_comfy_checkpoint.py"), str(comfy_dir), str(checkpoint)],
-                           cwd=comfy_dir, check=True, capture_output=True)
-        (base / "models/checkpoints" / CHECKPOINT).symlink_to(checkpoint.resolve())
-        torch.manual_seed(0)
-        module = SingModule(UNetConfig.from_dict(HOST_SHAPED_MODULE))
-        save_module(module, None, base / "models/singdiffusion/bench-sing.safetensors")
+            subprocess.run([str(python), str(HERE / "tiny_comfy_checkpoint.py"), str(comfy_dir), str(checkpoint),
+                            args.family], cwd=comfy_dir, check=True, capture_output=True)
+        (base / "models/checkpoints" / checkpoint_name).symlink_to(checkpoint.resolve())
+        module = write_module(args.family, base / "models/singdiffusion")
         (base / "custom_nodes/sd-webui-singdiffusion").symlink_to(HERE.parents[1], target_is_directory=True)
         timing_file = base / "node-times.jsonl"
         if args.node_times:
@@ -212,8 +253,11 @@ def main(argv: list[str]) -> int:
     idle_ratio = [idle / img for idle, img in zip(times["idle"], times["img"], strict=True)]
     step = [(off2 - off) / args.steps for off, off2 in zip(times["off"], times["off2"], strict=True)]
     extra = [on - off for on, off in zip(times["on"], times["off"], strict=True)]
-    print(f"ComfyUI {args.size}×{args.size}, euler, CFG 7, {args.rounds} paired rounds per comparison; module "
-          f"{sum(p.numel() for p in module.parameters()) / 1e6:.1f} M parameters (host-UNet-shaped)")
+    kind = (f"SingDiffusion, {sum(p.numel() for p in module.parameters()) / 1e6:.1f} M parameters, host-UNet-shaped"
+            if args.family == "sd15" else f"One More Step (release layout), "
+            f"{sum(p.numel() for p in module.parameters()) / 1e6:.1f} M parameters, host-UNet-sized, w {OMS_GUIDANCE}")
+    print(f"ComfyUI {args.family} {args.size}×{args.size}, euler, CFG 7, {args.rounds} paired rounds per comparison; "
+          f"module: {kind}")
     print(f"applied but idle (image to image, denoise 0.6, {args.steps} steps) vs without the node; the same host "
           f"nodes re-ran in {idle_alike}/{args.rounds} rounds")
     for key in ("idle", "img"):
