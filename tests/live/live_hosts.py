@@ -55,6 +55,10 @@ class LiveHost:
     tab_labels: tuple[tuple[str, str], ...] = (("txt2img", "txt2img"), ("img2img", "img2img"), ("settings", "Settings"))
     # The builder's UNet in diffusers' terms: a module of the host UNet's shape and size (the overhead benchmark).
     unet_as_diffusers: tuple[tuple[str, object], ...] = ()
+    # The same for the builder's SDXL (--family sdxl): a One More Step module of that UNet's size reading its
+    # crossattn (SingUNet's mid block always has attention, so where the host's has none the depths are chosen for
+    # about the same parameters and transformer layers).
+    sdxl_unet_as_diffusers: tuple[tuple[str, object], ...] = ()
     # Console lines of a failed start worth another try on a fresh port: Forge's gradio 4 gives uvicorn 5 s to
     # come up and, on a busy machine, then reports its own port as taken while the server starts anyway.
     start_retry_markers: tuple[str, ...] = ()
@@ -164,6 +168,12 @@ A1111 = LiveHost(
                        ("down_block_types", ["DownBlock2D", "CrossAttnDownBlock2D"]),
                        ("up_block_types", ["CrossAttnUpBlock2D", "UpBlock2D"]), ("cross_attention_dim", 32),
                        ("attention_head_dim", 2), ("norm_num_groups", 32)),
+    # sdxl: the same levels with linear projections, 16-channel heads (2 and 4), a transformer in the mid block
+    sdxl_unet_as_diffusers=(("block_out_channels", [32, 64]), ("layers_per_block", 1),
+                            ("down_block_types", ["DownBlock2D", "CrossAttnDownBlock2D"]),
+                            ("up_block_types", ["CrossAttnUpBlock2D", "UpBlock2D"]), ("cross_attention_dim", 32),
+                            ("attention_head_dim", [2, 4]), ("use_linear_projection", True),
+                            ("norm_num_groups", 32)),
 )
 
 FORGE = LiveHost(
@@ -199,6 +209,14 @@ FORGE = LiveHost(
     unet_as_diffusers=(("block_out_channels", [320]), ("layers_per_block", 1),
                        ("down_block_types", ["CrossAttnDownBlock2D"]), ("up_block_types", ["CrossAttnUpBlock2D"]),
                        ("cross_attention_dim", 768), ("attention_head_dim", 8), ("norm_num_groups", 32)),
+    # sdxl: 320 wide throughout, two res blocks a level, transformer depths 0 / 2 / 10 down, none up, 64-channel
+    # heads, no attention in the mid block (120.0 M parameters without the time embedding); depth 7 at the deepest
+    # level and in the module's mid block gives 21 transformer layers there against 20 (125.2 M)
+    sdxl_unet_as_diffusers=(("block_out_channels", [320, 320, 320]), ("layers_per_block", 2),
+                            ("down_block_types", ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]),
+                            ("up_block_types", ["UpBlock2D"] * 3), ("transformer_layers_per_block", [1, 2, 7]),
+                            ("cross_attention_dim", 2048), ("attention_head_dim", 5), ("use_linear_projection", True),
+                            ("norm_num_groups", 32)),
 )
 
 HOSTS = {host.key: host for host in (A1111, FORGE)}
