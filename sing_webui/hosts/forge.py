@@ -38,11 +38,16 @@ def unet_model(sd_model):
     return getattr(getattr(getattr(sd_model, "forge_objects", None), "unet", None), "model", None)
 
 
+def unet(sd_model):
+    """The UNet (backend.nn.unet.IntegratedUNet2DConditionModel); None for a model without one (Flux, SD3)."""
+    return getattr(unet_model(sd_model), "diffusion_model", None)
+
+
 def latent_channels(sd_model) -> int:
     # The UNet's output is the latent (an SD-1 UNet with 8 channels loads beside the fixed 4-channel VAE).
-    unet = getattr(unet_model(sd_model), "diffusion_model", None)
-    if hasattr(unet, "out_channels"):
-        return int(unet.out_channels)
+    found = unet(sd_model)
+    if hasattr(found, "out_channels"):
+        return int(found.out_channels)
     return int(getattr(getattr(getattr(sd_model, "forge_objects", None), "vae", None), "latent_channels", 4))
 
 
@@ -75,6 +80,11 @@ def clip_l(sd_model) -> Callable[[torch.Tensor], torch.Tensor] | None:
             engine.clip_skip = clip_skip
 
     return encode
+
+
+def ztsnr_marker(sd_model) -> bool:
+    """The checkpoint's ztsnr key (backend/loader.py sets model_config.ztsnr; processing then rescales the sigmas)."""
+    return bool(getattr(getattr(sd_model, "model_config", None), "ztsnr", False))
 
 
 def timestep_alphas_cumprod(p) -> torch.Tensor:

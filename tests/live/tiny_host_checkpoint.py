@@ -168,8 +168,9 @@ def sdxl_config(webui_dir: Path, latent_channels: int, text_width: int, clip_fol
     )
     text = {"is_trainable": False, "input_key": "txt", "target": "sgm.modules.encoders.modules.FrozenCLIPEmbedder",
             "params": {"layer": "hidden", "layer_idx": 1, "version": str(clip_folder.resolve()), "device": "cpu"}}
-    sizes = [{"is_trainable": False, "input_key": key, "target": "sgm.modules.encoders.modules.ConcatTimestepEmbedderND",
-              "params": {"outdim": SIZE_EMBEDDING}} for key in SDXL_SIZE_EMBEDDERS]
+    size_embedder = "sgm.modules.encoders.modules.ConcatTimestepEmbedderND"
+    sizes = [{"is_trainable": False, "input_key": key, "target": size_embedder, "params": {"outdim": SIZE_EMBEDDING}}
+             for key in SDXL_SIZE_EMBEDDERS]
     params.conditioner_config.params.emb_models = [text, *sizes]
     vae = params.first_stage_config.params
     vae.embed_dim = latent_channels
