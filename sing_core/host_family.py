@@ -26,6 +26,8 @@ MARKERS = (
     ("SD3", "model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight"),
     ("SDXL", "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight"),
     ("SDXL refiner", "conditioner.embedders.0.model.transformer.resblocks.0.attn.in_proj_weight"),
+    # sgm's CLIP-L as the first embedder: SDXL base (the refiner's first embedder is OpenCLIP bigG)
+    ("SDXL", "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight"),
     ("SD-2.x", "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"),
     ("SD-1.x", "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"),
 )

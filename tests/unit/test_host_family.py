@@ -25,6 +25,7 @@ def unet(latent_channels=4, in_channels=None):
         ({**unet(8), SD1_TEXT: (49408, 32)}, HostFamily("SD-1.x", 8)),
         ({**unet(), SD2_TEXT: (3072, 1024)}, HostFamily("SD-2.x", 4)),
         ({**unet(), **dict.fromkeys(SDXL_TEXT, (1, 1))}, HostFamily("SDXL", 4)),
+        ({**unet(), SDXL_TEXT[0]: (1, 1)}, HostFamily("SDXL", 4)),  # CLIP-L first, whatever the second encoder
         ({**unet(), SDXL_TEXT[1].replace("embedders.1", "embedders.0"): (1, 1)}, HostFamily("SDXL refiner", 4)),
         ({"model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight": (1, 1)}, HostFamily("SD3", None)),
         ({"double_blocks.0.img_attn.qkv.weight": (1, 1)}, HostFamily("Flux", None)),
