@@ -74,6 +74,7 @@ def on_sdxl(webui, sdxl, host_checkpoint, oms_modules):
     SDXL); the session's SD-1 checkpoint back afterwards."""
     webui.use_checkpoint(sdxl.name)
     try:
+        assert webui.checkpoint_in_use() == sdxl.name, "the webui did not load the SDXL checkpoint: see its log"
         with webui.temporary_options(show_progress_type="Approx cheap"):
             yield oms_modules
     finally:
@@ -118,11 +119,13 @@ def test_oms_guidance_defaults_to_1_and_never_follows_the_cfg_scale(webui, on_sd
     assert "SingDiffusion guidance: 1," in result.info["infotexts"][0]
 
 
-def test_an_sdxl_text_module_reads_the_checkpoints_own_conditioning(webui, on_sdxl):
+@pytest.mark.parametrize(("sampler", "scheduler"), SDXL_SAMPLERS)
+def test_an_sdxl_text_module_reads_the_checkpoints_own_conditioning(webui, on_sdxl, sampler, scheduler):
     """oms_l_mixclip_xl's kind: the SDXL checkpoint's crossattn rows (the host text source), "" by the same
-    encoder."""
+    encoder, never the negative prompt."""
     probe.reset(webui)
-    webui.txt2img(prompt="a red cube", seed=63, cfg_scale=5.0, batch_size=2, **sing(module=OMS_MIX, guidance_scale=2.0))
+    webui.txt2img(prompt="a red cube", negative_prompt="blurry", seed=63, cfg_scale=5.0, batch_size=2,
+                  sampler_name=sampler, scheduler=scheduler, **sing(module=OMS_MIX, guidance_scale=2.0))
     (capture,) = probe.captures(webui)
     x0_hat = oms_x0(on_sdxl[OMS_MIX], capture.noise, capture.text_cond, probe.host_rows(webui, [""]), 2.0)
     torch.testing.assert_close(capture.x, step_to_first_point(capture, x0_hat), rtol=1e-4, atol=1e-3)
@@ -136,6 +139,17 @@ def test_a_batch_of_three_prompts_gives_each_image_its_own(webui, on_sdxl, vit_h
     capture = next(c for c in probe.captures(webui) if c.iteration == 0 and not c.is_hr_pass)
     assert len(set(capture.prompts)) == 3
     x0_hat = oms_x0(on_sdxl[OMS_XL], capture.noise, vit_h(capture.prompts), vit_h([""]), 1.5)
+    torch.testing.assert_close(capture.x, step_to_first_point(capture, x0_hat), rtol=1e-4, atol=1e-3)
+
+
+def test_a_batch_of_three_prompts_with_the_checkpoints_own_text(webui, on_sdxl):
+    probe.reset(webui)
+    webui.txt2img(prompt="a cube|red|blue", seed=64, batch_size=3, script_name="prompt matrix",
+                  script_args=[False, False, "positive", "comma", 0], **sing(module=OMS_MIX, guidance_scale=1.5))
+    capture = next(c for c in probe.captures(webui) if c.iteration == 0 and not c.is_hr_pass)
+    assert len(set(capture.prompts)) == 3
+    assert not torch.allclose(capture.text_cond[0], capture.text_cond[1])
+    x0_hat = oms_x0(on_sdxl[OMS_MIX], capture.noise, capture.text_cond, probe.host_rows(webui, [""]), 1.5)
     torch.testing.assert_close(capture.x, step_to_first_point(capture, x0_hat), rtol=1e-4, atol=1e-3)
 
 

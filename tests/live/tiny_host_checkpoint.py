@@ -329,6 +329,11 @@ def main(argv: list[str]) -> int:
 
     from omegaconf import OmegaConf
 
+    if args.family == "sdxl":
+        # The webui builds the text encoder without weights only where the file has a text encoder it knows
+        # (SD-1's, SD-2's, SDXL's bigG); this one has only CLIP-L, so the folder must hold its weights to load.
+        # As .safetensors: the webui refuses to unpickle a .bin that current torch wrote.
+        model.conditioner.embedders[0].transformer.save_pretrained(clip_folder, safe_serialization=True)
     checkpoint = args.out_dir / f"{args.name}.safetensors"
     state = {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
     save_file(state, str(checkpoint))
