@@ -32,7 +32,7 @@ def test_a_module_for_other_latents_is_refused(webui, build_sing_module):
 
 def test_a_module_of_another_text_width_is_refused_for_each_text_source(webui, build_sing_module):
     module = build_sing_module("tiny-sing-48", cross_attention_dim=48)
-    assert "text source 'host' needs an SD-1.x checkpoint whose text encoder is 48 wide" in refused(
+    assert "text source 'host' needs an SD-1.x checkpoint whose text conditioning is 48 wide" in refused(
         webui, True, module.name, 0.0, "host")
     detail = refused(webui, True, module.name, 0.0, "auto")  # auto falls back to the module's own CLIP-L
     assert "needs SD-1.5's CLIP-L text encoder (48 wide)" in detail
