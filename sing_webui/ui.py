@@ -50,9 +50,9 @@ def build(script, is_img2img: bool) -> list:
         strength = gr.Slider(label=f.label, minimum=f.minimum, maximum=f.maximum, step=0.05, value=f.default,
                              elem_id=script.elem_id("strength"))
         f = field["module_prompt"]
-        module_prompt = gr.Textbox(label=f.label, lines=1, placeholder="empty: the prompt", elem_id=script.elem_id(
-            "module_prompt"), info="read by the module only (One More Step's low-frequency control: prompt "
-                                  "'a car', module prompt 'red car'); the sampler keeps the prompt")
+        # Its hint comes from javascript/singdiffusion.js like the other controls'.
+        module_prompt = gr.Textbox(label=f.label, lines=1, placeholder="empty: the prompt",
+                                   elem_id=script.elem_id("module_prompt"))
         with FormRow():
             text_source = gr.Radio(label=field["text_source"].label, choices=list(field["text_source"].choices),
                                    value=field["text_source"].default, elem_id=script.elem_id("text_source"))
