@@ -133,23 +133,20 @@ def clip_l_path() -> Path | None:
     return chosen_file("clip_l", "CLIP-L text encoder")
 
 
-def openclip_h_path() -> Path | None:
-    """The OpenCLIP ViT-H file for openclip_h modules: the one chosen in Settings, else (Automatic) the first
-    SD-2.x checkpoint among the webui's checkpoints, told by its header (sing_core.host_family); None if there is
-    none."""
+def openclip_h_path(width: int) -> Path | None:
+    """The OpenCLIP ViT-H file for openclip_h modules: the one chosen in Settings, else (Automatic) the first of the
+    webui's checkpoints, by title, that holds a ViT-H text tower `width` wide (the module's; an SD-2.x checkpoint),
+    told by its header (sing_core.text.find_text_encoder); None if there is none."""
     chosen = chosen_file("openclip_h", "OpenCLIP ViT-H text encoder")
     if chosen is not None:
         return chosen
     from modules import sd_models
 
-    from sing_core.host_family import family_from_shapes
+    from sing_core.kinds import OPENCLIP_H
+    from sing_core.text import find_text_encoder
 
-    for info in sorted(sd_models.checkpoints_list.values(), key=lambda info: info.title.lower()):
-        path = Path(info.filename)
-        readable = path.suffix.lower() == ".safetensors" and path.is_file()
-        if readable and family_from_shapes(shapes_of(path)).family == "SD-2.x":
-            return path
-    return None
+    infos = sorted(sd_models.checkpoints_list.values(), key=lambda info: info.title.lower())
+    return find_text_encoder(OPENCLIP_H, [info.filename for info in infos], width)
 
 
 DEFAULTS = {

@@ -128,7 +128,7 @@ def get_text_encoder(module: SingModule, module_path: Path) -> TextEncoder:
     (clip_l_encoder) or SD-2's OpenCLIP ViT-H (openclip_h_encoder). An "sdxl" module reads the SDXL checkpoint's
     own conditioning (rules.text_source never picks 'module' for it)."""
     if module.kind.text == OPENCLIP_H:
-        return openclip_h_encoder(module)
+        return openclip_h_encoder(module, module_path)
     if module.kind.text != CLIP_L:
         raise LookupError(f"a module reading {TEXT_NAMES[module.kind.text]} has no text encoder of its own: it reads "
                           "the SDXL checkpoint's conditioning; load an SDXL checkpoint")
@@ -147,36 +147,36 @@ class OpenedTextEncoder:
             return self.encoder.encode(list(prompts)).float().clone()
 
 
-def openclip_h_encoder(module: SingModule) -> TextEncoder:
-    """SD-2's OpenCLIP ViT-H from the file chosen in Settings, else (Automatic) an SD-2.x checkpoint of the user's;
-    a LookupError (422) naming what to download or choose where there is none."""
-    path = options.openclip_h_path()
+def openclip_h_encoder(module: SingModule, module_path: Path) -> TextEncoder:
+    """SD-2's OpenCLIP ViT-H from the file chosen in Settings, else (Automatic) an SD-2.x checkpoint of the user's
+    at the module's width; a LookupError (422) naming what to download or choose where there is none. Tokens as
+    sing_core.text.open_text_encoder makes them ("!" padding), with an OMS release's own oms_tokenizer/ files
+    where the encoder has no tokenizer/ beside it."""
+    from sing_core.text import open_text_encoder
+
+    width = module.cross_attention_dim
+    path = options.openclip_h_path(width)
     if path is None:
         raise LookupError(
-            f"the module reads {TEXT_NAMES[OPENCLIP_H]} and no such text encoder was found: put an SD-2.x checkpoint "
-            "(e.g. stabilityai/stable-diffusion-2-1's v2-1_768-ema-pruned.safetensors) among your checkpoints, or "
-            "choose a ViT-H file in Settings > SingDiffusion > OpenCLIP ViT-H text encoder file; or load an SD-2.x "
-            "checkpoint and use text source 'auto'")
-    try:
-        from sing_core.text import open_text_encoder
-    except ImportError as error:
-        raise RuntimeError(f"this sing_core has no OpenCLIP ViT-H text encoder (sing_core.text.open_text_encoder): "
-                           f"{error}; update the extension") from error
+            f"the module reads {TEXT_NAMES[OPENCLIP_H]} and no such text encoder {width} wide was found: put an "
+            "SD-2.x checkpoint (e.g. stabilityai/stable-diffusion-2-1's v2-1_768-ema-pruned.safetensors) among your "
+            "checkpoints, or choose a ViT-H file in Settings > SingDiffusion > OpenCLIP ViT-H text encoder file; "
+            "or load an SD-2.x checkpoint and use text source 'auto'")
+    own_tokenizer = module_path / "oms_tokenizer"
+    tokenizer = own_tokenizer if (own_tokenizer / "vocab.json").is_file() else None
     device = target_device()
     dtype = target_dtype(device)
 
     def load() -> OpenedTextEncoder:
         started = time.perf_counter()
-        encoder = open_text_encoder(OPENCLIP_H, path, device=device, dtype=dtype)
-        if encoder.hidden_size != module.cross_attention_dim:
-            raise LookupError(f"the text encoder in {path.name} is {encoder.hidden_size} wide and the module reads "
-                              f"{module.cross_attention_dim}: choose the OpenCLIP ViT-H the module was made for in "
-                              "Settings > SingDiffusion")
+        encoder = open_text_encoder(OPENCLIP_H, path, device=device, dtype=dtype, tokenizer=tokenizer,
+                                    expected_hidden_size=width)
         print(f"SingDiffusion: loaded the OpenCLIP ViT-H text encoder of {path} ({dtype}, {device}) in "
               f"{time.perf_counter() - started:.2f}s", flush=True)
         return OpenedTextEncoder(encoder, path.name)
 
-    return text_cache.get((OPENCLIP_H, str(path), path.stat().st_mtime_ns, str(device), dtype), load)
+    key = (OPENCLIP_H, str(path), path.stat().st_mtime_ns, str(tokenizer), str(device), dtype)
+    return text_cache.get(key, load)
 
 
 def clip_l_encoder(module: SingModule, module_path: Path) -> TextEncoder:

@@ -5,7 +5,7 @@
     oms_module/diffusion_pytorch_model.fp16.safetensors
     oms_text_encoder/config.json a pointer to the text encoder the module reads: SD-2.1's text_encoder (OpenCLIP
                                  ViT-H, "openclip_h") or SDXL's two encoders ("sdxl", the mixclip module)
-    oms_tokenizer/               (empty here: the tokenizer comes with the encoder)
+    (no oms_tokenizer/ here: the tokenizer is the one the ViT-H encoder finds, "!"-padded)
 
 The weights are sing_core's own module at random (the test interpreter's torch, no diffusers), its output
 convolution's bias set so that x̂0 = −v has a latent mean near `mean_offset`, and its cross-attention weights
@@ -57,7 +57,6 @@ def write_tiny_oms_module(root: Path, *, family: str = "sdxl", text: str = "open
                 parameter.mul_(text_gain)
     (root / "oms_module").mkdir(parents=True, exist_ok=True)
     (root / "oms_text_encoder").mkdir(exist_ok=True)
-    (root / "oms_tokenizer").mkdir(exist_ok=True)
     index = {"_class_name": "OMSPipeline", "_diffusers_version": "0.23.1",
              "oms_module": ["diffusers_patch", "OMSModel"], "oms_text_encoder": ["transformers", "CLIPTextModel"],
              "oms_tokenizer": ["transformers", "CLIPTokenizer"], "sd_pipeline": PIPELINES[family]}
