@@ -92,12 +92,16 @@ def _check_finite(state: dict[str, torch.Tensor], where: str, fix: str) -> None:
 
 
 def load_module(
-    path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    kind: ModuleKind | None = None,
 ) -> SingModule:
-    """A SingModule from a release folder or one of our .safetensors files, in eval mode on `device` in `dtype`."""
+    """A SingModule from a release folder (SingDiffusion's or One More Step's) or one of our .safetensors files, in
+    eval mode on `device` in `dtype`. `kind` overrides what the files say (for folders that cannot say it)."""
     if dtype not in LOAD_DTYPES:
         raise CheckpointError(f"load_module(dtype={dtype}): supported dtypes are float32, float16 and bfloat16")
-    source = resolve(path)
+    source = resolve(path, kind)
     config = read_config(source)
     kind = read_kind(source)
     state = read_unet_tensors(source)

@@ -6,26 +6,33 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sing_core.kinds import ModuleKind
 from sing_core.weights import CheckpointError, resolve
 
 RELEASE_SAFETENSORS = "diffusion_pytorch_model.safetensors"
 
 
 def convert_module(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, half: bool = False, overwrite: bool = False
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    half: bool = False,
+    overwrite: bool = False,
+    kind: ModuleKind | None = None,
 ) -> Path:
-    """Write the module at `src` (release folder or module file) to `dst` (.safetensors, config in its metadata)."""
+    """Write the module at `src` (release folder or module file) to `dst` (.safetensors, config and kind in its
+    metadata). `kind` states the module's method, family and text where the source cannot."""
     from sing_core.checkpoint import load_module, save_module
 
     dst = Path(dst)
     if dst.suffix != ".safetensors":
         raise CheckpointError(f"{dst}: the output must be a .safetensors file")
-    source = resolve(src)
+    source = resolve(src, kind)
     if dst.exists() and dst.resolve() in (source.weights.resolve(), source.path.resolve()):
         raise CheckpointError(f"{dst}: that is the source itself; the source is never overwritten")
     if dst.exists() and not overwrite:
         raise CheckpointError(f"{dst}: already exists; pass --force to overwrite it")
-    module = load_module(source.path)  # validates every key, shape and value
+    module = load_module(source.path, kind=kind)  # validates every key, shape and value
     return save_module(module, None, dst, half=half)
 
 

@@ -20,8 +20,10 @@ OpenCLIP ViT-H/14 as SD-2 conditions on it: the penultimate block then the final
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # arithmetic on tensors only: the CLI's parser imports this module and stays torch-free
+    import torch
 
 SINGDIFFUSION, OMS = "singdiffusion", "oms"
 METHODS = (SINGDIFFUSION, OMS)

@@ -10,6 +10,7 @@ Three layouts are accepted:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -79,15 +80,20 @@ class Source:
         return self.path.stem if self.config_path is None else self.path.name
 
 
-def resolve(path: str | os.PathLike) -> Source:
+def resolve(path: str | os.PathLike, kind: ModuleKind | None = None) -> Source:
     """Find the config, the weights and (for folders) the kind of a release folder, a release weights file, an OMS
-    folder or its oms_module/, or one of our .safetensors files."""
-    path = Path(path)
+    folder or its oms_module/, or one of our .safetensors files. `kind` states the module's kind where the files
+    cannot (convert --method/--family/--text); it takes the place of what they say."""
+    source = _resolve(Path(path), read_oms_kind=kind is None)
+    return source if kind is None else dataclasses.replace(source, module_kind=kind)
+
+
+def _resolve(path: Path, read_oms_kind: bool = True) -> Source:
     try:
         root = oms_folder.oms_root(path if path.is_dir() else path.parent)
         if root is not None:
             config_path, weights = oms_folder.module_files(root)
-            return Source(root, weights, config_path, oms_folder.module_kind(root))
+            return Source(root, weights, config_path, oms_folder.module_kind(root) if read_oms_kind else None)
     except oms_folder.OmsFolderError as error:
         raise CheckpointError(str(error)) from error
     if path.is_dir():
@@ -104,7 +110,7 @@ def resolve(path: str | os.PathLike) -> Source:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file or folder; {RELEASE_HINT}")
     if path.name in WEIGHTS_NAMES:
-        return resolve(path.parent)
+        return _resolve(path.parent)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: not a module file ({path.suffix or 'no suffix'}); {RELEASE_HINT}")
     return Source(path, path, None)
@@ -247,7 +253,7 @@ _hash_lock = threading.Lock()
 
 def short_hash(path: str | os.PathLike) -> str:
     """First 10 hex digits of the weights file's sha256, as the webui prints model hashes; cached per file version."""
-    weights = resolve(path).weights
+    weights = _resolve(Path(path), read_oms_kind=False).weights  # the bytes only: the kind is not needed
     stat = weights.stat()
     key = (str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
     with _hash_lock:

@@ -32,6 +32,9 @@ SIGMA = ("EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "HeunDiscr
          "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler", "DPMSolverSDEScheduler")
 SUPPORTED = VP_TIMESTEP + VP_SIGMA + SIGMA
 AGREE = 1e-5  # relative: the scheduler's float32 numbers against the family's formula
+# ᾱ(t0) at or below this is a start at zero terminal SNR (diffusers' rescaled Euler keeps ᾱ(999) = 2⁻²⁴ ≈ 6e-8; SD's
+# own schedule starts at 0.0047): the module's x̂0 would carry under 0.1 % of the start.
+ZERO_SNR_ALPHA_CUMPROD = 1e-6
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,19 @@ class FirstPoint:
     alpha_cumprod: float  # ᾱ(t0) of the sample the first UNet call sees (0 at zero terminal SNR)
     sigma: float  # σ0 = √((1 − ᾱ)/ᾱ) (inf at zero terminal SNR)
     init_noise_sigma: float  # what the pipeline multiplies the given latents by
+    rescaled_to_zero_snr: bool = False  # the scheduler's rescale_betas_zero_snr: the model samples from SNR 0
+
+    @property
+    def zero_terminal_snr(self) -> bool:
+        """The pipeline already samples from zero terminal SNR (a rescaled schedule, or ᾱ(t0) ≈ 0): its own start
+        x1 is where the module's step would land, so the module has nothing to fix."""
+        return self.rescaled_to_zero_snr or self.alpha_cumprod <= ZERO_SNR_ALPHA_CUMPROD
+
+    @property
+    def zero_terminal_snr_reason(self) -> str:
+        if self.rescaled_to_zero_snr:
+            return "rescale_betas_zero_snr=True: the model was trained to start from pure noise"
+        return f"ᾱ(t0) = {self.alpha_cumprod:.3g} at its first timestep {self.timestep:g}"
 
     @property
     def sgm_multiplier(self) -> bool:
@@ -103,4 +119,5 @@ def read_first_point(
                             f"{expected_scale:.6g}")
     if not any(math.isclose(init, value, rel_tol=AGREE) for value in inits):
         raise _refuse(name, f"its init_noise_sigma is {init:.6g}, none of {', '.join(f'{v:.6g}' for v in inits)}")
-    return FirstPoint(name, float(t0), form, alpha_cumprod, sigma, init)
+    rescaled = bool(getattr(scheduler.config, "rescale_betas_zero_snr", False))
+    return FirstPoint(name, float(t0), form, alpha_cumprod, sigma, init, rescaled)

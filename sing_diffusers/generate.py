@@ -13,7 +13,7 @@ from sing_diffusers.refusals import SingDiffusersError, check_pipeline, check_st
 from sing_diffusers.start import NoiseDrawer, Start, check_generators, noise_dtype, plan_start, start_latents
 
 START_ARGS = tuple(inspect.signature(start_latents).parameters)[4:]  # after pipe, module, prompt, negative_prompt
-# Arguments that shape the start and that the pipeline takes too; text_encoder is SingDiffusion's own.
+# Arguments that shape the start and that the pipeline takes too; text_encoder and the module_* ones are the module's.
 BOTH = ("prompt_embeds", "negative_prompt_embeds", "guidance_scale", "num_inference_steps", "height", "width",
         "num_images_per_prompt", "generator", "timesteps", "sigmas", "clip_skip")
 
@@ -68,18 +68,20 @@ def inpaint_noise(pipeline_kwargs: dict) -> NoiseDrawer:
 
 
 def generate(pipe: Any, module: LoadedModule | SingModule, prompt: Any = None, negative_prompt: Any = None, **kwargs):
-    """pipe(...) started at the module's DDIM step; returns the pipeline's output.
+    """pipe(...) started at the module's step; returns the pipeline's output.
 
-    Takes start_latents' arguments (passed on to the pipeline as well, text_encoder excepted) and any other keyword
+    Takes start_latents' arguments (passed on to the pipeline as well, text_encoder, module_strength,
+    module_guidance_scale and module_prompt excepted: those are the module's) and any other keyword
     argument of the pipeline (image, mask_image, control image, output_type, ...). An inpaint pipeline re-noises the
     kept region with the given latents at every step, so outside the mask the latents stay the pipeline's own noise
     and only the masked region starts at the module's step. x1 takes the place of the pipeline's own noise draw, so
-    its later draws from the generator (ancestral noise) are those of a run without SingDiffusion; except with an
+    its later draws from the generator (ancestral noise) are those of a run without the module; except with an
     inpaint pipeline whose UNet takes 4 channels, which samples the image's latent before its noise: there the later
     draws come one draw earlier.
     """
     start_args = {key: kwargs.pop(key) for key in START_ARGS if key in kwargs}
-    check_pipeline(pipe, as_loaded(module).sing.latent_channels)
+    sing = as_loaded(module).sing
+    check_pipeline(pipe, sing.kind, sing.latent_channels)
     if "latents" in kwargs:
         raise SingDiffusersError("generate makes the latents itself; to start from your own, call the pipeline")
     check_starts_from_nothing(pipe, kwargs)
@@ -87,8 +89,9 @@ def generate(pipe: Any, module: LoadedModule | SingModule, prompt: Any = None, n
     if embeds is not None and embeds.shape[-1] != pipe.unet.config.cross_attention_dim:
         raise SingDiffusersError(
             f"prompt_embeds are the module's ({embeds.shape[-1]} wide) and {type(pipe).__name__} needs "
-            f"{pipe.unet.config.cross_attention_dim}-wide ones: call start_latents(...) and pass its result as "
-            "latents= to the pipeline together with the pipeline's own embeddings"
+            f"{pipe.unet.config.cross_attention_dim}-wide ones: give the prompt (and module_prompt=, if the module "
+            "should read another), or call start_latents(...) and pass its result as latents= to the pipeline "
+            "together with the pipeline's own embeddings"
         )
     defaults = {key: p.default for key, p in inspect.signature(start_latents).parameters.items() if key in START_ARGS}
     inpaint = is_inpaint(pipe, kwargs)
@@ -99,7 +102,7 @@ def generate(pipe: Any, module: LoadedModule | SingModule, prompt: Any = None, n
         latents = torch.where(inpaint_mask(pipe, kwargs, start) > 0.5, latents, start.x1)
     shared = {key: value for key, value in {**defaults, **start_args}.items() if key in BOTH}
     shared |= {"height": start.height, "width": start.width}  # the size the noise was drawn for
-    for key in ("timesteps", "sigmas", "clip_skip", "prompt_embeds", "negative_prompt_embeds"):
+    for key in ("guidance_scale", "timesteps", "sigmas", "clip_skip", "prompt_embeds", "negative_prompt_embeds"):
         if shared.get(key) is None:
             shared.pop(key, None)  # leave the pipeline's own default (not every pipeline takes these)
     return pipe(prompt=prompt, negative_prompt=negative_prompt, latents=latents, **shared, **kwargs)

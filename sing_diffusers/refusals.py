@@ -1,4 +1,10 @@
-"""What SingDiffusion cannot serve in diffusers, said before any work is done, with the cause and the fix."""
+"""What sing_diffusers cannot serve in diffusers, said before any work is done, with the cause and the fix.
+
+A pipeline's latent family is read from its parts: two text encoders or SDXL's size conditioning ("text_time") make
+it SDXL, an SDXL pipeline without the first text encoder or asking for aesthetic scores is the SDXL refiner, a
+pipeline with a transformer instead of a UNet is SD3, Flux and the like; the rest is SD-1.x/2.x. Which module serves
+which family is sing_core.kinds' decision (ModuleKind.refusal); this file only names the pipeline's side.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +12,63 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-SD_LATENT_SCALE = 0.18215  # the SD-1.x/2.x VAE's latent scaling: the space the module predicts in
-SERVED = "SingDiffusion modules serve Stable Diffusion 1.x and 2.x pipelines"
+from sing_core.kinds import FAMILY_NAMES, VAE_SCALING_FACTORS, ModuleKind
+
+SD2_TEXT_WIDTH = 1024  # only to name an SD pipeline SD-1.x or SD-2.x in messages; both are served alike
 
 
 class SingDiffusersError(ValueError):
-    """A pipeline, scheduler or argument SingDiffusion cannot serve; the message names the cause and the fix."""
+    """A pipeline, scheduler or argument a start module cannot serve; the message names the cause and the fix."""
 
 
-def check_pipeline(pipe: Any, latent_channels: int) -> None:
-    """Refuse SDXL, SD3, Flux and other non-UNet pipelines, pipelines that never start from noise, and latents that
-    do not fit a module predicting `latent_channels`-channel SD-1.x/2.x latents."""
-    name = type(pipe).__name__
+def host_family(pipe: Any) -> str:
+    """The pipeline's family in sing_core.kinds' terms ("SD-1.x", "SD-2.x", "SDXL", "SDXL refiner", "SD3/Flux")."""
     unet = getattr(pipe, "unet", None)
     if unet is None:
-        kind = "a transformer pipeline (SD3, Flux, ...)" if getattr(pipe, "transformer", None) is not None else (
-            "a pipeline without a UNet")
-        raise SingDiffusersError(f"{name} is {kind}; {SERVED} (a UNet2DConditionModel with one CLIP text encoder)")
-    if getattr(pipe, "text_encoder_2", None) is not None or unet.config.get("addition_embed_type") == "text_time":
+        return "a transformer model (SD3, Flux, ...)" if getattr(pipe, "transformer", None) is not None else (
+            "a model without a UNet")
+    xl = getattr(pipe, "text_encoder_2", None) is not None or unet.config.get("addition_embed_type") == "text_time"
+    if xl:
+        config = getattr(pipe, "config", {})
+        refiner = getattr(pipe, "text_encoder", None) is None or config.get("requires_aesthetics_score", False)
+        return "SDXL refiner" if refiner else "SDXL"
+    return "SD-2.x" if unet.config.cross_attention_dim == SD2_TEXT_WIDTH else "SD-1.x"
+
+
+def check_pipeline(pipe: Any, kind: ModuleKind, latent_channels: int) -> None:
+    """Refuse a pipeline of another family than the module's (SD3, Flux, the SDXL refiner, SD-latent modules on
+    SDXL, ...), pipelines that never start from noise, and latents that do not fit the module."""
+    name = type(pipe).__name__
+    family = host_family(pipe)
+    why = kind.refusal(family)
+    if why is not None:
+        raise SingDiffusersError(f"{name}: {why}")
+    parameters = inspect.signature(pipe.__call__).parameters
+    if family == "SDXL" and "strength" in parameters:
         raise SingDiffusersError(
-            f"{name} is an SDXL pipeline (two text encoders, size conditioning, another latent space); {SERVED}: "
-            "use an SD-1.x or SD-2.x checkpoint's pipeline"
+            f"{name} starts from an input image (SDXL img2img and inpainting are not served: they noise the image "
+            "part of the way); use StableDiffusionXLPipeline or StableDiffusionXLControlNetPipeline"
         )
-    if "latents" not in inspect.signature(pipe.__call__).parameters:
+    if "latents" not in parameters:
         raise SingDiffusersError(
-            f"{name} always starts from the input image noised to its strength, never from pure noise, and "
-            "SingDiffusion replaces only a start from pure noise; use StableDiffusionPipeline, a ControlNet pipeline, "
+            f"{name} always starts from the input image noised to its strength, never from pure noise, and the "
+            "module replaces only a start from pure noise; use StableDiffusionPipeline, a ControlNet pipeline, "
             "or an inpaint pipeline at strength=1.0"
         )
     vae = getattr(pipe, "vae", None)
-    channels = vae.config.latent_channels if vae is not None else unet.config.in_channels
+    channels = vae.config.latent_channels if vae is not None else pipe.unet.config.in_channels
     if channels != latent_channels:
         raise SingDiffusersError(
             f"{name} samples {channels}-channel latents and the module predicts {latent_channels}-channel latents; "
             "use a module trained for this latent space"
         )
     scale = vae.config.get("scaling_factor") if vae is not None else None
-    if scale is not None and abs(scale - SD_LATENT_SCALE) > 1e-6:
+    module_scale = VAE_SCALING_FACTORS[kind.family]
+    if scale is not None and abs(scale - module_scale) > 1e-6:
         raise SingDiffusersError(
-            f"{name}'s VAE scales latents by {scale:g}, SD-1.x/2.x by {SD_LATENT_SCALE}: another latent space, which "
-            "the module was not trained on; use an SD-1.x or SD-2.x pipeline (or its VAE)"
+            f"{name}'s VAE scales latents by {scale:g} and the module predicts {FAMILY_NAMES[kind.family]} latents "
+            f"scaled by {module_scale:g}: another latent space, which the module was not trained on; use the VAE of "
+            "the pipeline's own family, or a module trained for this VAE"
         )
 
 
@@ -58,6 +81,6 @@ def check_starts_from_nothing(pipe: Any, pipeline_kwargs: Mapping[str, Any]) -> 
     if strength != 1.0:
         raise SingDiffusersError(
             f"{type(pipe).__name__} with strength={strength} starts from the input image noised part of the way, "
-            "not from pure noise, and SingDiffusion replaces only a start from pure noise; use strength=1.0 (the "
-            "masked region is then sampled from nothing) or generate without SingDiffusion"
+            "not from pure noise, and the module replaces only a start from pure noise; use strength=1.0 (the "
+            "masked region is then sampled from nothing) or generate without the module"
         )

@@ -8,7 +8,8 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="a release folder (config.json + weights) or a module .safetensors")
+    parser.add_argument("path", help="a release folder (SingDiffusion's, or One More Step's as downloaded) or a module"
+                        " .safetensors")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     rows = [
         ("path", info.path),
-        ("kind", info.kind),
+        ("layout", info.kind),
+        ("method", info.module_kind.method),
+        ("latent family", info.module_kind.family),
+        ("reads", info.module_kind.text),
+        ("what it is", info.module_kind.describe()),
         ("short hash", info.short_hash),
         ("size on disk", f"{info.size_bytes / 2**20:,.1f} MiB"),
         ("parameters", f"{info.parameter_count:,}"),

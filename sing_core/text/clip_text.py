@@ -86,6 +86,8 @@ class ClipTextConfig:
             for k in shapes
             if k.startswith("text_model.encoder.layers.") and k.split(".")[3].isdigit()
         }
+        if not layers:
+            raise ValueError("cannot infer the text encoder's shape: no text_model.encoder.layers.* tensors")
         if hidden_size % HEAD_DIM:
             raise ValueError(
                 f"hidden size {hidden_size} is not a multiple of {HEAD_DIM}: give the head count in a config"

@@ -1,4 +1,5 @@
-"""Prompts → SD-1.5 text conditioning [B, 77, 768]: the tokenizer and the CLIP text model together."""
+"""Prompts → a module's text conditioning [B, 77, D]: the tokenizer and the CLIP text model together (SD-1.5's
+CLIP-L, D = 768, or SD-2's OpenCLIP ViT-H, D = 1024)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from typing import Any
 
 import torch
 
+from sing_core.kinds import CLIP_L
 from sing_core.text.clip_text import ClipTextModel
 from sing_core.text.text_checkpoint import load_text_encoder
 from sing_core.text.tokenizer import ClipTokenizer
 
 
 class ClipTextEncoder:
-    """encode(prompts) → last_hidden_state [B, 77, D] on the model's device and dtype, as the SD-1.5 pipeline
-    computes prompt_embeds (the negative prompt of a plain pipeline is "")."""
+    """encode(prompts) → last_hidden_state [B, 77, D] on the model's device and dtype, as the SD-1.5 (or, with
+    "!" padding and ViT-H, the SD-2) pipeline computes prompt_embeds (the negative prompt of a plain pipeline is "").
+    `text_kind` (sing_core.kinds) says which conditioning it gives."""
 
-    def __init__(self, tokenizer: ClipTokenizer, model: ClipTextModel):
+    def __init__(self, tokenizer: ClipTokenizer, model: ClipTextModel, text_kind: str = CLIP_L):
         largest_id = max(tokenizer.token_ids.values())
         if largest_id >= model.config.vocab_size:
             raise ValueError(
@@ -29,7 +32,7 @@ class ClipTextEncoder:
                 f"tokenizer pads to {tokenizer.max_length} tokens, the text model has "
                 f"{model.config.max_position_embeddings} positions"
             )
-        self.tokenizer, self.model = tokenizer, model
+        self.tokenizer, self.model, self.text_kind = tokenizer, model, text_kind
 
     @classmethod
     def load(
@@ -47,6 +50,11 @@ class ClipTextEncoder:
         elif not isinstance(tokenizer, ClipTokenizer):
             tokenizer = ClipTokenizer.from_path(tokenizer)
         return cls(tokenizer, load_text_encoder(weights, device, dtype, **loader_options))
+
+    @property
+    def hidden_size(self) -> int:
+        """D, the width of the embeddings: what the module's cross_attention_dim must be."""
+        return self.model.config.hidden_size
 
     @property
     def device(self) -> torch.device:

@@ -2,8 +2,8 @@
 
 TRANSFORMERS4_FTFY: transformers 4's slow CLIPTokenizer with ftfy installed, what the webuis load (A1111 v1.10.1:
 transformers 4.30, Forge: 4.46; tokenization_clip.py and tokenization_utils.py):
-1. The raw text is cut at each <|startoftext|> / <|endoftext|> written exactly so (the added-tokens trie); those are
-   their own ids.
+1. The raw text is cut at each <|startoftext|> / <|endoftext|> written exactly so (the added-tokens trie), and at
+   the pad token where that is another token (SD-2's "!"); those are their own ids.
 2. Each piece between them: `whitespace_clean(ftfy.fix_text(piece)).lower()`: ftfy (sing_core.text.fix_text), runs
    of \\s to one space, str.strip(), then Python's str.lower() (with its final-sigma rule: "ΣΑΣ" → "σας").
 3. The matches of CLIP's pattern, compiled with `regex` and IGNORECASE:
@@ -18,6 +18,12 @@ TRANSFORMERS5: transformers 5's CLIPTokenizer (the `tokenizers` backend; ftfy is
 3. The same pattern without IGNORECASE, then GPT-2's ByteLevel split, which only cuts a piece that spells a special
    token: "<|", "endoftext", "|>".
 
+OPEN_CLIP: open_clip's SimpleTokenizer (open-clip-torch 2.20), A1111's tokenizer for SD-2's OpenCLIP ViT-H:
+1. No cut in the raw text: `whitespace_clean(basic_clean(text)).lower()` on all of it, basic_clean being ftfy,
+   html.unescape twice and str.strip().
+2. The pattern of TRANSFORMERS4_FTFY with IGNORECASE, but its special tokens are spelled <start_of_text> and
+   <end_of_text> (the same ids); "<|endoftext|>" written in a prompt is plain text, and no pad token is cut out.
+
 \\s, \\p{L} and \\p{N} are Unicode's White_Space and categories L* and N*. A character newer than the interpreter's
 Unicode (Python 3.11: Unicode 14.0) has no category here and counts as punctuation; `regex` and `tokenizers` know it
 (a letter of a script added since, say), so prompts with such letters or digits get other ids than the host's.
@@ -25,6 +31,7 @@ Unicode (Python 3.11: Unicode 14.0) has no category here and counts as punctuati
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -33,10 +40,13 @@ from sing_core.text.fix_text import fix_text
 
 TRANSFORMERS4_FTFY = "transformers4-ftfy"
 TRANSFORMERS5 = "transformers5"
-PIPELINES = (TRANSFORMERS4_FTFY, TRANSFORMERS5)
+OPEN_CLIP = "open-clip"
+PIPELINES = (TRANSFORMERS4_FTFY, TRANSFORMERS5, OPEN_CLIP)
 
 SPECIAL_TOKENS = (START_OF_TEXT, END_OF_TEXT)
 SPECIAL_TOKEN_PATTERN = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")  # the group keeps them
+# open_clip names the same two tokens otherwise, and finds them only by its pattern, in the cleaned text.
+OPEN_CLIP_SPECIAL_TOKENS = {"<start_of_text>": START_OF_TEXT, "<end_of_text>": END_OF_TEXT}
 CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")  # in the pattern's order: the first that fits wins
 # Unicode's White_Space property (= `regex`'s and Oniguruma's \s). Not str.isspace(): that also takes U+001C..U+001F.
 WHITE_SPACE = frozenset(
@@ -66,9 +76,13 @@ def is_punctuation(char: str, ignore_case: bool = False) -> bool:
     return not (char in WHITE_SPACE or is_letter(char) or is_number(char) or unmatched)
 
 
-def split_special_tokens(text: str) -> list[str]:
-    """Cut the raw text at each <|startoftext|> / <|endoftext|>; the specials are kept as their own items."""
-    return [part for part in SPECIAL_TOKEN_PATTERN.split(text) if part]
+def split_special_tokens(text: str, added_tokens: tuple[str, ...] = ()) -> list[str]:
+    """Cut the raw text at each <|startoftext|> / <|endoftext|> (and each of `added_tokens`); those are kept as
+    their own items."""
+    pattern = SPECIAL_TOKEN_PATTERN
+    if added_tokens:
+        pattern = re.compile("(" + "|".join(map(re.escape, (*SPECIAL_TOKENS, *added_tokens))) + ")")
+    return [part for part in pattern.split(text) if part]
 
 
 def clean_transformers4(segment: str) -> str:
@@ -90,12 +104,19 @@ def _literal_at(text: str, position: int, literal: str, ignore_case: bool) -> bo
     return all(wanted in (char, IGNORECASE_FOLDS.get(char)) for char, wanted in zip(found, literal, strict=True))
 
 
-def clip_pieces(text: str, ignore_case: bool = False) -> list[str]:
-    """The matches of CLIP's pattern in `text` (already lowercased), in order, as re.findall gives them."""
+def clean_open_clip(text: str) -> str:
+    """open_clip's SimpleTokenizer.encode: whitespace_clean(basic_clean(text)).lower(), where basic_clean is ftfy,
+    html.unescape twice, str.strip()."""
+    return WHITE_SPACE_RUN.sub(" ", html.unescape(html.unescape(fix_text(text))).strip()).strip().lower()
+
+
+def clip_pieces(text: str, ignore_case: bool = False, specials: tuple[str, ...] = SPECIAL_TOKENS) -> list[str]:
+    """The matches of CLIP's pattern in `text` (already lowercased), in order, as re.findall gives them; `specials`
+    are the pattern's first alternatives."""
     pieces, position, length = [], 0, len(text)
     while position < length:
         char, end = text[position], position + 1
-        special = next((t for t in SPECIAL_TOKENS if _literal_at(text, position, t, ignore_case)), None)
+        special = next((t for t in specials if _literal_at(text, position, t, ignore_case)), None)
         contraction = next((c for c in CONTRACTIONS if _literal_at(text, position, c, ignore_case)), None)
         if special or contraction:
             end = position + len(special or contraction)
@@ -113,11 +134,20 @@ def clip_pieces(text: str, ignore_case: bool = False) -> list[str]:
     return pieces
 
 
-def pre_tokenize(text: str, pipeline: str = TRANSFORMERS4_FTFY) -> list[str | tuple[str]]:
-    """Words for BPE, in order; a special token comes back as a 1-tuple (its own id, no BPE)."""
+def pre_tokenize(
+    text: str, pipeline: str = TRANSFORMERS4_FTFY, added_tokens: tuple[str, ...] = ()
+) -> list[str | tuple[str]]:
+    """Words for BPE, in order; a special token comes back as a 1-tuple (its own id, no BPE).
+
+    `added_tokens` are cut out of the raw text like the special tokens, before any cleaning: transformers does so
+    with every special token of a tokenizer, SD-2's pad token "!" included (so "wow!" is "wow" + "!" = id 0).
+    """
     words: list[str | tuple[str]] = []
-    for part in split_special_tokens(text):
-        if part in SPECIAL_TOKENS:
+    if pipeline == OPEN_CLIP:  # no added tokens: the whole text is cleaned, its specials found by the pattern
+        pieces = clip_pieces(clean_open_clip(text), True, tuple(OPEN_CLIP_SPECIAL_TOKENS))
+        return [(OPEN_CLIP_SPECIAL_TOKENS[p],) if p in OPEN_CLIP_SPECIAL_TOKENS else p for p in pieces]
+    for part in split_special_tokens(text, added_tokens):
+        if part in SPECIAL_TOKENS or part in added_tokens:
             words.append((part,))
         elif pipeline == TRANSFORMERS4_FTFY:
             words += [(p,) if p in SPECIAL_TOKENS else p for p in clip_pieces(clean_transformers4(part), True)]

@@ -1,54 +1,41 @@
-"""Load SD-1.5's CLIP text encoder from the files users have: a clip_l.safetensors, a full SD-1.x checkpoint, a
-diffusers/HF folder, or our module file with the encoder under "text_encoder." and its config in the metadata.
+"""Load a CLIP text tower from the files users have, for a text kind (sing_core.text.text_layouts says which
+layouts each kind takes): SD-1.5's CLIP-L from a clip_l.safetensors, an SD-1.x checkpoint, a diffusers/HF folder or
+our module file; SD-2's OpenCLIP ViT-H from an SD-2.x checkpoint, an open_clip file or a diffusers SD-2 folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
+from sing_core.kinds import CLIP_L
 from sing_core.text.clip_text import ClipTextConfig, ClipTextModel
-from sing_core.text.tensor_files import TensorFile, WeightsFileError
+from sing_core.text.tensor_files import TensorFile
+from sing_core.text.text_layouts import (
+    WHERE_TO_GET,
+    TextEncoderLoadError,
+    list_keys,
+    text_tower,
+)
 
-MODULE_PREFIX = "text_encoder."
-MODULE_CONFIG_METADATA_KEY = "text_encoder_config"
-SD1_PREFIX = "cond_stage_model.transformer."
-# CLIPTextModel's own keys without the "text_model." level: old SD-1 checkpoints (A1111 renames them too) and every
-# file transformers >= 5 saves (it dropped the level and adds it back only when loading).
-BARE_PARTS = ("embeddings.", "encoder.", "final_layer_norm.")
-BARE_MARKER = "embeddings.token_embedding.weight"
-# Parts of a CLIPModel / CLIPTextModelWithProjection that the text conditioning does not use.
-IGNORED_KEYS = ("text_model.embeddings.position_ids", "text_projection.weight", "text_projection.bias", "logit_scale")
 CLIP_L_WIDTH = 768
-WHERE_TO_GET_CLIP_L = (
-    "The SingDiffusion module needs SD-1.5's text encoder (CLIP ViT-L/14, 768 wide), whatever the host model is: "
-    "point to any SD-1.x checkpoint (e.g. v1-5-pruned-emaonly.safetensors), a clip_l.safetensors, or the "
-    "text_encoder/ folder of stable-diffusion-v1-5."
-)
-REFUSED_LAYOUTS = (
-    ("cond_stage_model.model.", "an SD-2.x checkpoint (OpenCLIP ViT-H text encoder, 1024 wide)"),
-    ("conditioner.embedders.", "an SDXL checkpoint"),
-    ("text_encoders.", "an SD3-style checkpoint"),
-)
+# The weights file names of a Hugging Face text_encoder/ folder, in the order they are preferred (fp16 variants are
+# what `variant="fp16"` downloads leave).
+FOLDER_WEIGHTS = ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin", "pytorch_model.fp16.bin")
 
 
-class TextEncoderLoadError(WeightsFileError):
-    """The file does not hold a usable SD-1.5 CLIP text encoder."""
-
-
-def _list(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
-
-
-def _resolve_path(path: Path) -> tuple[Path, dict | None]:
-    """A file as it is; a folder → its model.safetensors (HF/diffusers layout) and the config.json beside it."""
+def resolve_weights_path(path: Path, text_kind: str) -> tuple[Path, dict | None]:
+    """A file as it is; a folder → its weights (HF/diffusers layout: the folder or its text_encoder/) and the
+    config.json beside them."""
+    if not path.exists():
+        raise TextEncoderLoadError(f"{path}: no such file or folder. {WHERE_TO_GET[text_kind]}")
     if not path.is_dir():
         return path, None
     for folder in (path, path / "text_encoder"):
-        for name in ("model.safetensors", "pytorch_model.bin"):
+        for name in FOLDER_WEIGHTS:
             if (folder / name).is_file():
                 config_path = folder / "config.json"
                 try:
@@ -56,42 +43,10 @@ def _resolve_path(path: Path) -> tuple[Path, dict | None]:
                 except (OSError, json.JSONDecodeError) as error:
                     raise TextEncoderLoadError(f"{config_path}: unreadable config ({error})") from error
                 return folder / name, config
-    raise TextEncoderLoadError(f"{path}: a folder without model.safetensors (or text_encoder/model.safetensors)")
-
-
-def _text_keys(file: TensorFile) -> tuple[dict[str, str], list[str], dict | None]:
-    """HF key → file key for the text tower, keys under the tower's prefix that do not belong, and a config dict."""
-    keys = file.keys()
-    for marker, what in REFUSED_LAYOUTS:
-        if any(k.startswith(marker) for k in keys):
-            raise TextEncoderLoadError(f"{file.path}: this is {what}, not SD-1.5's CLIP-L. {WHERE_TO_GET_CLIP_L}")
-    config = None
-    if any(k.startswith(MODULE_PREFIX) for k in keys):
-        prefix = MODULE_PREFIX
-        config = file.json_metadata(MODULE_CONFIG_METADATA_KEY)
-    elif any(k.startswith(SD1_PREFIX) for k in keys):
-        prefix = SD1_PREFIX
-    elif BARE_MARKER in keys or any(k.startswith("text_model.") for k in keys):
-        prefix = ""
-    else:
-        raise TextEncoderLoadError(
-            f"{file.path}: no CLIP text encoder in it (no key starts with '{SD1_PREFIX}', 'text_model.' or "
-            f"'{MODULE_PREFIX}'; first keys: {_list(sorted(keys), 4)}). {WHERE_TO_GET_CLIP_L}"
-        )
-    mapping, stray = {}, []
-    for key in keys:
-        if not key.startswith(prefix):
-            continue
-        name = key[len(prefix) :]
-        if name.startswith(BARE_PARTS):
-            name = "text_model." + name
-        if name in IGNORED_KEYS:
-            continue
-        if name.startswith("text_model."):
-            mapping[name] = key
-        elif prefix:  # under "" the rest is other CLIPModel parts (vision_model.*, visual_projection.*)
-            stray.append(key)
-    return mapping, stray, config
+    raise TextEncoderLoadError(
+        f"{path}: a folder without {' or '.join(FOLDER_WEIGHTS)} (in it or in its text_encoder/). "
+        f"{WHERE_TO_GET[text_kind]}"
+    )
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:
@@ -103,11 +58,11 @@ def _check_finite(stored: dict[str, torch.Tensor], cast: dict[str, torch.Tensor]
     bad = sorted(k for k, t in cast.items() if not _all_finite(t))
     damaged = [k for k in bad if not _all_finite(stored[k])]
     if damaged:
-        raise TextEncoderLoadError(f"{path}: NaN or inf values in {_list(damaged)}; the file is damaged")
+        raise TextEncoderLoadError(f"{path}: NaN or inf values in {list_keys(damaged)}; the file is damaged")
     if bad:
         dtype = cast[bad[0]].dtype
         raise TextEncoderLoadError(
-            f"{path}: values in {_list(bad)} overflow {dtype}; load the text encoder in float32 or bfloat16"
+            f"{path}: values in {list_keys(bad)} overflow {dtype}; load the text encoder in float32 or bfloat16"
         )
 
 
@@ -116,13 +71,13 @@ def _check_keys(
     found: dict[str, tuple[int, ...]],
     stray: list[str],
     config: ClipTextConfig,
-    path: Path,
+    path: Path | str,
 ) -> None:
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected)) + sorted(stray)
     wrong = sorted(f"{k} {found[k]} != {expected[k]}" for k in set(expected) & set(found) if found[k] != expected[k])
     problems = [
-        f"{label}: {_list(keys)}"
+        f"{label}: {list_keys(keys)}"
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong))
         if keys
     ]
@@ -133,6 +88,9 @@ def _check_keys(
         )
 
 
+WIDTH_NAMES = {768: "SD-1.5's CLIP-L", 1024: "SD-2's OpenCLIP ViT-H"}
+
+
 def load_text_encoder(
     path: str | Path,
     device: torch.device | str = "cpu",
@@ -140,34 +98,46 @@ def load_text_encoder(
     *,
     config: ClipTextConfig | None = None,
     expected_hidden_size: int | None = CLIP_L_WIDTH,
+    text_kind: str = CLIP_L,
 ) -> ClipTextModel:
-    """The text encoder in `path`, in eval mode without gradients, on `device` in `dtype`.
+    """The `text_kind` text encoder in `path` ("clip_l" or "openclip_h"), in eval mode without gradients, on
+    `device` in `dtype`; its output is the conditioning that kind stands for (for openclip_h, SD-2's: an open_clip
+    file's last block is left out).
 
     The config comes from `config`, else the file (module metadata, or the folder's config.json), else the tensor
-    shapes. `expected_hidden_size` (768 = CLIP-L) refuses other text towers; None accepts any width.
+    shapes. `expected_hidden_size` (768 = CLIP-L) refuses other widths; None accepts any width.
     """
     path = Path(path)
-    weights_path, folder_config = _resolve_path(path)
+    weights_path, folder_config = resolve_weights_path(path, text_kind)
     file = TensorFile(weights_path)
-    mapping, stray, file_config = _text_keys(file)
-    shapes = {name: file.shape(key) for name, key in mapping.items()}
+    tower = text_tower(file, text_kind)
+    shapes = {name: source.shape(file.shape(source.key)) for name, source in tower.mapping.items()}
     try:
-        if config is None and (file_config or folder_config) is not None:
-            config = ClipTextConfig.from_dict(file_config or folder_config)
+        if config is None and (tower.config or folder_config) is not None:
+            config = ClipTextConfig.from_dict(tower.config or folder_config)
+            layers = config.num_hidden_layers - tower.layers_dropped
+            config = dataclasses.replace(config, num_hidden_layers=layers)
         if config is None:
-            config = ClipTextConfig.from_shapes(shapes)
+            config = ClipTextConfig.from_shapes(shapes, tower.hidden_act)
     except ValueError as error:
         raise TextEncoderLoadError(f"{weights_path}: {error}") from error
     if expected_hidden_size is not None and config.hidden_size != expected_hidden_size:
-        hint = " (SD-2's OpenCLIP ViT-H)" if config.hidden_size == 1024 else ""
+        name = WIDTH_NAMES.get(config.hidden_size)
+        hint = f" ({name})" if name else ""
         raise TextEncoderLoadError(
             f"{weights_path}: the text encoder is {config.hidden_size} wide{hint}, expected {expected_hidden_size}. "
-            f"{WHERE_TO_GET_CLIP_L}"
+            f"{WHERE_TO_GET[text_kind]}"
         )
     with torch.device("meta"):  # no random init of weights that are replaced right away
         model = ClipTextModel(config)
-    _check_keys({k: tuple(v.shape) for k, v in model.state_dict().items()}, shapes, stray, config, weights_path)
-    stored = {name: file.tensor(key) for name, key in mapping.items()}
+    where = f"{weights_path} ({tower.note})" if tower.note else weights_path
+    _check_keys({k: tuple(v.shape) for k, v in model.state_dict().items()}, shapes, tower.stray, config, where)
+    read: dict[str, torch.Tensor] = {}  # an open_clip in_proj serves q, k and v: read it once
+    stored = {}
+    for name, source in tower.mapping.items():
+        if source.key not in read:
+            read[source.key] = file.tensor(source.key)
+        stored[name] = source.take(read[source.key])
     state = {name: t.to(device=device, dtype=dtype) for name, t in stored.items()}
     _check_finite(stored, state, weights_path)
     model.load_state_dict(state, strict=True, assign=True)

@@ -1,7 +1,8 @@
 """Where a CLIP vocabulary may already be on this machine; nothing is downloaded.
 
-- Hugging Face hub caches of the repositories whose tokenizer is SD-1.5's (openai/clip-vit-large-patch14 is what
-  A1111 loads for SD-1.x models; diffusers users have the SD-1.5 repositories' tokenizer/ folders).
+- Hugging Face hub caches of the repositories whose vocabulary is CLIP's (openai/clip-vit-large-patch14 is what
+  A1111 loads for SD-1.x models; diffusers users have the SD-1.5 and SD-2.x repositories' tokenizer/ folders, One
+  More Step users its oms_tokenizer/).
 - bpe_simple_vocab_16e6.txt.gz inside the `open_clip` (open-clip-torch, installed with A1111) or `clip` (openai-clip)
   package, found with importlib.util.find_spec, which locates a package without running its __init__ (both import
   torchvision on import).
@@ -21,6 +22,13 @@ HUB_TOKENIZER_FOLDERS = (
     ("models--runwayml--stable-diffusion-v1-5", "tokenizer"),
     ("models--stable-diffusion-v1-5--stable-diffusion-v1-5", "tokenizer"),
     ("models--CompVis--stable-diffusion-v1-4", "tokenizer"),
+    # SD-2.x and One More Step's releases: the same vocabulary (their "!" padding is the tokenizer's pad_token).
+    ("models--stabilityai--stable-diffusion-2-1", "tokenizer"),
+    ("models--stabilityai--stable-diffusion-2-1-base", "tokenizer"),
+    ("models--stabilityai--stable-diffusion-2", "tokenizer"),
+    ("models--stabilityai--stable-diffusion-2-base", "tokenizer"),
+    ("models--h1t--oms_b_openclip_15_21", "oms_tokenizer"),
+    ("models--h1t--oms_b_openclip_xl", "oms_tokenizer"),
 )
 
 

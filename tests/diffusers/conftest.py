@@ -1,4 +1,4 @@
-"""Fixtures of the diffusers tier: tiny SD-1 and SD-2 pipelines, a release-format module, one thread."""
+"""Fixtures of the diffusers tier: tiny SD-1, SD-2 and SDXL pipelines, modules of every kind, one thread."""
 
 from pathlib import Path
 
@@ -64,6 +64,49 @@ def module(module_dir, sd1):
 def sd2_module(module_dir, sd2, clip_l):
     """The module for an SD-2 pipeline: SD-1.5's CLIP-L lent by an SD-1.x pipeline, as the reference does."""
     return sing_diffusers.load_module(module_dir, sd2, clip_l=clip_l)
+
+
+@pytest.fixture(scope="session")
+def sdxl_built(tokenizer_dir):
+    return tiny_pipes.sdxl_pipeline(tokenizer_dir)
+
+
+@pytest.fixture
+def sdxl(sdxl_built):
+    return tiny_pipes.fresh(sdxl_built)
+
+
+@pytest.fixture(scope="session")
+def modules_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("kinds")
+
+
+@pytest.fixture(scope="session")
+def oms_xl_dir(modules_dir, tokenizer_dir) -> Path:
+    """One More Step's oms_b_openclip_xl layout: SDXL latents, SD-2's OpenCLIP ViT-H, an oms_tokenizer/."""
+    return tiny_pipes.oms_release(modules_dir / "oms_b_openclip_xl", "sdxl", tokenizer_dir=tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def oms_sd_dir(modules_dir) -> Path:
+    """oms_b_openclip_15_21's layout: SD-1.x/2.x latents (its model_index.json names StableDiffusionPipeline)."""
+    return tiny_pipes.oms_release(modules_dir / "oms_b_openclip_15_21", "sd")
+
+
+@pytest.fixture(scope="session")
+def oms_mix_dir(modules_dir) -> Path:
+    """oms_l_mixclip_xl's layout: SDXL latents, SDXL's own two encoders."""
+    return tiny_pipes.oms_release(modules_dir / "oms_l_mixclip_xl", "sdxl", mixclip=True, seed=14)
+
+
+@pytest.fixture(scope="session")
+def sing_xl_file(modules_dir) -> Path:
+    return tiny_pipes.singdiffusion_xl_file(modules_dir / "singdiffusion-xl.safetensors")
+
+
+@pytest.fixture(scope="session")
+def sd2_text_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    return tiny_pipes.sd2_text_folder(tmp_path_factory.mktemp("sd21"), tokenizer_dir)
 
 
 NUMPY_2_NOISE = ("__array__ implementation", "__array_wrap__ must accept context")

@@ -66,7 +66,7 @@ def test_the_step_is_the_reference_construction_rounded_once(scheduler, sd1, mod
     sd1.scheduler = getattr(diffusers, scheduler).from_config(SD15_SCHEDULER)
     call = {**start_defaults(), "num_inference_steps": REFERENCE_STEPS, "guidance_scale": REFERENCE_GUIDANCE}
     start = plan_start(sd1, module, PROMPTS[0], None, **{**call, "generator": seeded(12)})
-    clip = sing_diffusers.text.pipeline_clip(sd1)
+    clip = sing_diffusers.text.pipeline_text(sd1)
     x0_hat = module.sing.predict_x0(start.x1, clip.encode([PROMPTS[0]]), clip.encode([""]), REFERENCE_GUIDANCE)
     sd1.scheduler.set_timesteps(REFERENCE_STEPS)
     t0 = sd1.scheduler.timesteps[:1]

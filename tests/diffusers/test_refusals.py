@@ -19,7 +19,9 @@ def refused(pipe, module, match: str, **kwargs):
 
 
 def test_an_sdxl_pipeline(module, tokenizer_dir):
-    refused(sdxl_pipeline(tokenizer_dir), module, r"StableDiffusionXLPipeline is an SDXL pipeline.*SD-1.x or SD-2.x")
+    refused(sdxl_pipeline(tokenizer_dir), module,
+            r"StableDiffusionXLPipeline: the module predicts SD-1.x/2.x latents and the checkpoint is SDXL.*choose an "
+            r"SDXL module")
 
 
 def test_an_sd3_pipeline(module):
@@ -30,7 +32,8 @@ def test_an_sd3_pipeline(module):
         transformer=transformer, scheduler=diffusers.FlowMatchEulerDiscreteScheduler(), vae=vae(latent_channels=16),
         text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None, text_encoder_3=None,
         tokenizer_3=None)
-    refused(pipe, module, r"StableDiffusion3Pipeline is a transformer pipeline \(SD3, Flux")
+    refused(pipe, module, r"StableDiffusion3Pipeline: the checkpoint is a transformer model \(SD3, Flux.*which no "
+                          r"start module serves")
 
 
 def test_an_img2img_pipeline(sd1, module):
@@ -40,10 +43,13 @@ def test_an_img2img_pipeline(sd1, module):
 
 
 def test_latents_that_do_not_fit_the_module(sd1, module_dir, tmp_path):
-    eight = sing_diffusers.load_module(release_module(tmp_path / "eight", channels=8), sd1)
-    refused(sd1, eight, r"samples 4-channel latents and the module predicts 8-channel latents")
+    eight = release_module(tmp_path / "eight", channels=8)
+    with pytest.raises(SingDiffusersError, match=r"samples 4-channel latents and the module predicts 8-channel"):
+        sing_diffusers.load_module(eight, sd1)
+    refused(sd1, sing_diffusers.load_module(eight), r"samples 4-channel latents and the module predicts 8-channel")
+    module = sing_diffusers.load_module(module_dir, sd1)
     sd1.vae = vae(scaling_factor=0.13025)  # SDXL's VAE in an SD-1 pipeline: the same shape, another space
-    refused(sd1, sing_diffusers.load_module(module_dir, sd1), r"scales latents by 0.13025.*another latent space")
+    refused(sd1, module, r"scales latents by 0.13025 and the module predicts SD-1.x/2.x latents.*another latent space")
 
 
 @pytest.mark.parametrize("make", [
@@ -63,13 +69,14 @@ def test_a_known_scheduler_configured_for_flow_matching(sd1, module):
 
 
 def test_the_pipeline_text_encoder_of_an_sd2_pipeline(sd2, sd2_module):
-    refused(sd2, sd2_module, r"48 wide; the module reads 32-wide CLIP-L embeddings.*text_encoder='module'",
-            text_encoder="pipeline")
+    refused(sd2, sd2_module, r"own encode_prompt, whose embeddings are 48 wide; the module reads 32-wide ones.*"
+                             r"text_encoder='module'", text_encoder="pipeline")
     refused(sd2, sd2_module, r"text_encoder must be one of module, pipeline", text_encoder="clip")
 
 
 def test_a_clip_l_that_is_not_clip_l(sd2, module_dir):
-    with pytest.raises(SingDiffusersError, match=r"48 wide, the module reads 32-wide.*not an SD-2 one"):
+    with pytest.raises(SingDiffusersError, match=r"StableDiffusionPipeline is 48 wide and the module reads 32-wide.*"
+                                                 r"give SD-1.5's CLIP-L"):
         sing_diffusers.load_module(module_dir, sd2, clip_l=sd2)
 
 

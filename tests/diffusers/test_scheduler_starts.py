@@ -42,7 +42,6 @@ SCHEDULERS = {
     "UniPC": ("UniPCMultistepScheduler", {}),
     "DEIS": ("DEISMultistepScheduler", {}),
     "DDIM, trailing spacing": ("DDIMScheduler", {"timestep_spacing": "trailing"}),
-    "DDIM, zero-terminal-SNR rescaling": ("DDIMScheduler", {"rescale_betas_zero_snr": True}),
 }
 NEEDS = {"DPMSolverSDEScheduler": "torchsde", "LMSDiscreteScheduler": "scipy"}
 PROMPT, NEGATIVE, SEED, STEPS = "solid black background", "blurry", 3, 10
@@ -101,37 +100,46 @@ def test_without_singdiffusion_the_same_seed_gives_the_pipeline_own_first_input(
     assert torch.equal(handed, own)
 
 
-def test_zero_terminal_snr_with_trailing_spacing_starts_from_pure_noise(sd2, sd2_module):
-    """Rescaled to zero terminal SNR, DDIM's first point t0 = 999 has ᾱ = 0: the DDIM step gives x1 itself, so the
-    module has no weight there (the rescaled, v-prediction model handles the singular start on its own)."""
-    sd2.scheduler = diffusers.DDIMScheduler.from_config(sd2.scheduler.config, timestep_spacing="trailing",
-                                                         rescale_betas_zero_snr=True)
+ZERO_SNR = {
+    "DDIM, rescaled": ("DDIMScheduler", {"rescale_betas_zero_snr": True}),
+    "DDIM, rescaled, trailing": ("DDIMScheduler", {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}),
+    "Euler, rescaled, trailing": ("EulerDiscreteScheduler",
+                                  {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}),
+}
+
+
+@pytest.mark.parametrize("row", ZERO_SNR)
+def test_a_scheduler_at_zero_terminal_snr_does_not_run_the_module(row, sd2, sd2_module, caplog):
+    """A schedule rescaled to zero terminal SNR belongs to a model trained to start from pure noise: its own start
+    x1 is where the module's step lands at SNR 0 (ᾱ(999) = 0), so the module does not run, and the log says why. The
+    UNet's first input is the pipeline's own, bit for bit."""
+    name, changes = ZERO_SNR[row]
+    sd2.scheduler = getattr(diffusers, name).from_config(sd2.scheduler.config, **changes)
+    assert sing_diffusers.read_first_point(sd2.scheduler, STEPS).zero_terminal_snr
+    calls = []
+    handle = sd2_module.sing.register_forward_pre_hook(lambda *_: calls.append(1))
     call = {"negative_prompt": NEGATIVE, "num_inference_steps": STEPS, "guidance_scale": 7.5}
-    first_point = sing_diffusers.read_first_point(sd2.scheduler, STEPS)
-    assert (first_point.timestep, first_point.alpha_cumprod) == (999.0, 0.0)
-    latents = sing_diffusers.start_latents(sd2, sd2_module, PROMPT, generator=seeded(SEED), **call)
+    try:
+        with caplog.at_level("WARNING", logger="sing_diffusers"), pytest.warns(
+                sing_diffusers.ZeroTerminalSnrWarning, match=r"module does not run: the start is the pipeline's own"):
+            latents = sing_diffusers.start_latents(sd2, sd2_module, PROMPT, generator=seeded(SEED), **call)
+    finally:
+        handle.remove()
+    assert calls == []
+    assert "starts at zero terminal SNR (rescale_betas_zero_snr=True" in caplog.text
+    assert "the module does not run" in caplog.text
     with first_unet_input(sd2) as probe:
         first = probe.run(sd2, PROMPT, latents=latents, **call)
         own = probe.run(sd2, PROMPT, generator=seeded(SEED), **call)
     assert torch.equal(first, own)
 
 
-def test_euler_at_zero_terminal_snr_in_float64(tokenizer_dir, module_dir):
-    """Euler rescaled to zero terminal SNR starts at σ0 = 4096 (diffusers sets ᾱ(999) = 2⁻²⁴): x̂0 + 4096·x1 keeps x̂0
-    only to float32's 5e-4 there, so the same check runs in float64, where the step is exact."""
-    clip_l = tiny_pipes.sd1_pipeline(tokenizer_dir).to(torch.float64)
-    sd2 = tiny_pipes.sd2_pipeline(tokenizer_dir).to(torch.float64)
-    module = sing_diffusers.load_module(module_dir, sd2, clip_l=clip_l, dtype=torch.float32)
-    module.sing.double()  # sing_core loads in the dtypes hosts use; the math itself is dtype-free
-    sd2.scheduler = diffusers.EulerDiscreteScheduler.from_config(sd2.scheduler.config, timestep_spacing="trailing",
-                                                                 rescale_betas_zero_snr=True)
-    call = {"negative_prompt": NEGATIVE, "num_inference_steps": STEPS, "guidance_scale": 7.5}
-    assert sing_diffusers.read_first_point(sd2.scheduler, STEPS).sigma == pytest.approx(4096.0)
-    latents = sing_diffusers.start_latents(sd2, module, PROMPT, generator=seeded(SEED), **call)
-    with first_unet_input(sd2) as probe:
-        first = probe.run(sd2, PROMPT, latents=latents, **call)
-    x1 = randn_tensor(first.shape, generator=seeded(SEED), dtype=torch.float64)
-    cond, uncond = clip_l_embeddings(clip_l, [PROMPT]), clip_l_embeddings(clip_l, [NEGATIVE])
-    x0_hat = module.sing.predict_x0(x1, cond, uncond, 7.5)
-    scheduler = type(sd2.scheduler).from_config(sd2.scheduler.config)
-    assert (recovered_x0(first, x1, scheduler, STEPS) - x0_hat).abs().max().item() <= TOLERANCE
+def test_a_start_at_alpha_cumprod_zero_is_zero_terminal_snr_without_the_flag():
+    """ᾱ(t0) ≈ 0 alone (custom sigmas reaching 10⁴) is a start at SNR 0 too; SD's own first points are not."""
+    config = {**tiny_pipes.SD15_SCHEDULER, "timestep_spacing": "trailing"}
+    euler = diffusers.EulerDiscreteScheduler.from_config(config)
+    assert not sing_diffusers.read_first_point(euler, STEPS).zero_terminal_snr
+    huge = sing_diffusers.read_first_point(euler, None, sigmas=[1e4, 10.0, 1.0, 0.1])
+    assert huge.alpha_cumprod < 1e-6
+    assert huge.zero_terminal_snr
+    assert "ᾱ(t0) = 1e-08" in huge.zero_terminal_snr_reason

@@ -110,23 +110,148 @@ def sd2_pipeline(tokenizer_dir: Path):
     return pipe
 
 
-def sdxl_pipeline(tokenizer_dir: Path):
-    """SDXL shape: two text encoders, size conditioning (addition_embed_type "text_time"), 0.13025 latents."""
-    import diffusers
+SDXL_TEXT_WIDTH = 64  # the tiny stand-in for SDXL's 2048: CLIP-L 32 ⊕ bigG 32
+# SDXL base 1.0's scheduler config as released: SD-1.5's schedule, Euler, leading spacing with steps_offset 1.
+SDXL_SCHEDULER = {**SD_SCHEDULE, "steps_offset": 1, "prediction_type": "epsilon", "timestep_spacing": "leading",
+                  "interpolation_type": "linear", "use_karras_sigmas": False}
+
+
+def text_time_unet(seed: int, aesthetics: bool = False):
+    """SDXL's UNet shape: size conditioning added to the time embedding (6 ids, or 5 with the refiner's score)."""
+    ids = 5 if aesthetics else 6
+    return unet({**SD2_UNET, "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+                 "projection_class_embeddings_input_dim": ids * 8 + 32}, SDXL_TEXT_WIDTH, seed=seed)
+
+
+def bigg_model(seed: int = 5):
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    torch.manual_seed(5)
-    text_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+    torch.manual_seed(seed)
+    return CLIPTextModelWithProjection(CLIPTextConfig(
         vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
         max_position_embeddings=77, projection_dim=32)).eval()
-    xl_unet = unet({**SD2_UNET, "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
-                    "projection_class_embeddings_input_dim": 80}, 64, seed=6)
+
+
+def sdxl_pipeline(tokenizer_dir: Path, pipeline_class_name: str = "StableDiffusionXLPipeline", **extra):
+    """SDXL shape: two text encoders, size conditioning (addition_embed_type "text_time"), 0.13025 latents."""
+    import diffusers
+
     tokenizer = clip_tokenizer(tokenizer_dir)
-    return diffusers.StableDiffusionXLPipeline(
-        vae=vae(scaling_factor=0.13025), text_encoder=clip_text_model(32, seed=7), text_encoder_2=text_2,
-        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=xl_unet,
-        scheduler=diffusers.EulerDiscreteScheduler(**SD_SCHEDULE),
+    pipe = getattr(diffusers, pipeline_class_name)(
+        vae=vae(scaling_factor=0.13025), text_encoder=clip_text_model(32, seed=7), text_encoder_2=bigg_model(),
+        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=text_time_unet(seed=6),
+        scheduler=diffusers.EulerDiscreteScheduler.from_config(SDXL_SCHEDULER), **extra,
     )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sdxl_refiner(tokenizer_dir: Path):
+    """The SDXL refiner's shape: img2img with only the bigG encoder, asking for aesthetic scores."""
+    import diffusers
+
+    pipe = diffusers.StableDiffusionXLImg2ImgPipeline(
+        vae=vae(scaling_factor=0.13025), text_encoder=None, text_encoder_2=bigg_model(), tokenizer=None,
+        tokenizer_2=clip_tokenizer(tokenizer_dir), unet=text_time_unet(seed=11, aesthetics=True),
+        scheduler=diffusers.EulerDiscreteScheduler.from_config(SDXL_SCHEDULER), requires_aesthetics_score=True,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sd2_text_folder(folder: Path, tokenizer_dir: Path, seed: int = 3) -> Path:
+    """A partial diffusers SD-2.x folder: only text_encoder/ (OpenCLIP-like: gelu, SD2_WIDTH) and tokenizer/ (SD-2's
+    "!" padding), as the module needs it; returns the folder."""
+    from transformers import CLIPTokenizer
+
+    clip_text_model(SD2_WIDTH, seed=seed, hidden_act="gelu").save_pretrained(folder / "text_encoder")
+    CLIPTokenizer.from_pretrained(tokenizer_dir, model_max_length=77, pad_token="!").save_pretrained(
+        folder / "tokenizer")
+    return folder
+
+
+# One More Step's b layout, reduced: diffusers 0.23 config keys (extra ones included: _name_or_path, subfolder),
+# no time keys in the weights, fp16 safetensors.
+OMS_CONFIG = {
+    "_class_name": "UNet2DConditionWoCTModel",
+    "_diffusers_version": "0.23.1",
+    "_name_or_path": "h1t/oms_b_openclip_xl",
+    "subfolder": "oms_module",
+    "sample_size": None,
+    "in_channels": 4,
+    "out_channels": 4,
+    "block_out_channels": [16, 32],
+    "layers_per_block": 1,
+    "attention_head_dim": [2, 4],
+    "num_attention_heads": None,
+    "norm_num_groups": 8,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "use_linear_projection": False,
+    "addition_embed_type": None,
+    "class_embed_type": None,
+    "encoder_hid_dim": None,
+    "time_embedding_type": "positional",
+    "transformer_layers_per_block": 1,
+}
+OMS_PIPELINES = {"sd": ["stable_diffusion", "StableDiffusionPipeline"],
+                 "sdxl": ["stable_diffusion_xl", "StableDiffusionXLPipeline"]}
+# oms_text_encoder/config.json: a pointer to SD-2.1's text encoder (no weights), or SDXL's two encoders (mixclip).
+OPENCLIP_H_POINTER = {"_name_or_path": "stabilityai/stable-diffusion-2-1", "subfolder": "text_encoder",
+                      "architectures": ["CLIPTextModel"], "hidden_act": "gelu", "hidden_size": SD2_WIDTH,
+                      "transformers_version": "4.35.0"}
+MIXCLIP_POINTER = {"_class_name": "SDXLTextEncoder", "_name_or_path": "stabilityai/stable-diffusion-xl-base-1.0",
+                   "hidden_size": SDXL_TEXT_WIDTH}
+
+
+def tiny_sing_module(config: dict, width: int, seed: int, kind=None):
+    """sing_core's module of this config with random weights and an output with weight (a brightness per channel)."""
+    from sing_core import SingModule, UNetConfig
+
+    torch.manual_seed(seed)
+    module = SingModule(UNetConfig.from_dict({**config, "cross_attention_dim": width}), kind=kind).eval()
+    with torch.no_grad():
+        module.unet.conv_out.weight.mul_(25.0)
+        module.unet.conv_out.bias.copy_(torch.randn(4, generator=torch.Generator().manual_seed(seed)))
+    return module
+
+
+def oms_release(root: Path, family: str = "sdxl", mixclip: bool = False, seed: int = 12,
+                tokenizer_dir: Path | None = None) -> Path:
+    """A folder laid out as One More Step's Hugging Face releases; with tokenizer_dir, an oms_tokenizer/ too."""
+    import json
+
+    from safetensors.torch import save_file
+
+    width = SDXL_TEXT_WIDTH if mixclip else SD2_WIDTH
+    module = tiny_sing_module(OMS_CONFIG, width, seed)
+    for folder in ("oms_module", "oms_text_encoder"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    index = {"_class_name": "OMSPipeline", "_diffusers_version": "0.23.1",
+             "oms_module": ["diffusers_patch", "OMSModel"], "oms_text_encoder": ["transformers", "CLIPTextModel"],
+             "oms_tokenizer": ["transformers", "CLIPTokenizer"], "sd_pipeline": OMS_PIPELINES[family]}
+    (root / "model_index.json").write_text(json.dumps(index))
+    (root / "oms_module" / "config.json").write_text(json.dumps({**OMS_CONFIG, "cross_attention_dim": width}))
+    text_config = MIXCLIP_POINTER if mixclip else OPENCLIP_H_POINTER
+    (root / "oms_text_encoder" / "config.json").write_text(json.dumps(text_config))
+    state = {k: v.half().contiguous() for k, v in module.unet.state_dict().items()}
+    save_file(state, str(root / "oms_module" / "diffusion_pytorch_model.fp16.safetensors"))
+    if tokenizer_dir is not None:
+        from transformers import CLIPTokenizer
+
+        CLIPTokenizer.from_pretrained(tokenizer_dir, model_max_length=77, pad_token="!").save_pretrained(
+            root / "oms_tokenizer")
+    return root
+
+
+def singdiffusion_xl_file(path: Path, seed: int = 13) -> Path:
+    """A SingDiffusion-method module for SDXL latents reading SDXL's own text, as our single .safetensors."""
+    from sing_core import ModuleKind, save_module
+
+    kind = ModuleKind("singdiffusion", "sdxl", "sdxl")
+    module = tiny_sing_module({**UNET, "attention_head_dim": (2, 4)}, SDXL_TEXT_WIDTH, seed, kind)
+    return save_module(module, None, path, kind=kind)
 
 
 def release_module(folder: Path, seed: int = 8, width: int = MODULE_WIDTH, channels: int = 4) -> Path:
@@ -158,11 +283,12 @@ def first_unet_input(pipe):
 
 class _Probe:
     def __init__(self, pipe):
-        self.pipe, self.sample, self.timestep = pipe, None, None
+        self.pipe, self.sample, self.timestep, self.text = pipe, None, None, None
 
     def hook(self, _module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
         self.timestep = args[1] if len(args) > 1 else kwargs.get("timestep")
+        self.text = (args[2] if len(args) > 2 else kwargs["encoder_hidden_states"]).detach().clone()
         self.sample = sample.detach().clone()
         raise FirstInputRecordedError
 

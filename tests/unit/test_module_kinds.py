@@ -1,5 +1,7 @@
 """A module's method, latent family and text kind: read from its files, and what each method computes."""
 
+import re
+
 import pytest
 import torch
 from unet_helpers import TINY, TINY_OMS, tiny_module, unet_state, write_oms_release, write_release
@@ -129,3 +131,18 @@ def test_refusals_name_both_sides():
     assert "SD-1.x/2.x latents and the checkpoint is SDXL" in ModuleKind().refusal("SDXL")
     for other in ("SDXL refiner", "SD3", "Flux"):
         assert f"the checkpoint is {other}" in OMS_XL.refusal(other)
+
+
+def test_convert_states_the_kind_of_a_folder_that_cannot_say_it(tmp_path, capsys):
+    from sing_core.cli import main
+
+    root = write_oms_release(tmp_path / "odd", oms_state(), sd_pipeline=["custom", "MyPipeline"])
+    out = tmp_path / "odd.safetensors"
+    assert main(["convert", str(root), str(out)]) == 1
+    assert "--family" in capsys.readouterr().err
+    assert main(["convert", str(root), str(out), "--method", "oms"]) == 2
+    assert main(["convert", str(root), str(out), "--method", "oms", "--family", "sd", "--text", "openclip_h"]) == 0
+    assert "One More Step module for SD-1.x/2.x latents" in capsys.readouterr().out
+    assert describe(out).module_kind == ModuleKind(OMS, SD, OPENCLIP_H)
+    assert main(["inspect", str(out)]) == 0
+    assert re.search(r"latent family: +sd\n", capsys.readouterr().out)
