@@ -201,3 +201,16 @@ def test_a_zero_terminal_snr_schedule_skips_the_module_with_its_note(webui, webu
     assert "SingDiffusion skipped:" in infotext
     assert "zero terminal SNR" in infotext
     webui_log.wait_for("samples from zero terminal SNR")
+
+
+def test_sdxl_hires_fix_runs_the_module_in_the_first_pass_only(webui, on_sdxl):
+    probe.reset(webui)
+    hires = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "hr_second_pass_steps": 2,
+             "denoising_strength": 0.5, **dict(HOST.hires_fields)}
+    on = webui.txt2img(prompt="a red cube", seed=69, **hires, **sing(module=OMS_MIX))
+    first, second = probe.captures(webui)
+    assert (first.is_hr_pass, second.is_hr_pass) == (False, True)
+    x0_hat = oms_x0(on_sdxl[OMS_MIX], first.noise, first.text_cond, None, 1.0)
+    torch.testing.assert_close(first.x, step_to_first_point(first, x0_hat), rtol=1e-4, atol=1e-3)
+    assert on.image.shape == (128, 128, 3)
+    assert f"SingDiffusion: {OMS_MIX} [" in on.info["infotexts"][0]
