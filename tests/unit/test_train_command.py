@@ -131,7 +131,7 @@ def test_image_folder_encode_then_train_matches_training_from_the_folder(tmp_pat
     pixels = torch.stack([load_image(images / s, 64, 64) for s in dataset.sources])
     assert pixels[0].max() == -1  # black
     assert pixels[1].min() == 1  # white
-    torch.testing.assert_close(dataset.latents, vae.encode(pixels), rtol=0, atol=0)
+    torch.testing.assert_close(dataset.latents, vae.encode(pixels), rtol=0, atol=1e-5)  # diffusers vs LDM encoder
 
     common = ("--config", small_config, "--steps", 3, "--batch-size", 4, "--bundle-text-encoder")
     assert train(images, tmp_path / "from-images", "--checkpoint", checkpoint, "--resolution", 64, *common) == 0
