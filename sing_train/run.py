@@ -26,7 +26,7 @@ from sing_core.config import UNetConfig
 from sing_core.kinds import OMS, SD, SINGDIFFUSION, VAE_SCALING_FACTORS, ModuleKind
 from sing_core.progress import advance_to, progress_bar
 from sing_core.train.architectures import PRESETS, config_from_file, preset_config, preset_text_width
-from sing_core.train.loop import Progress, TrainConfig, Training, TrainState
+from sing_core.train.loop import RANK_SEED_STRIDE, Progress, TrainConfig, Training, TrainState
 from sing_core.unet import SingUNet
 from sing_train.batches import CaptionEmbeddings, LatentBatches
 from sing_train.checkpoints import (
@@ -108,7 +108,9 @@ def _is_shards(spec: RunSpec) -> bool:
     return is_shard_spec(spec.data)
 
 
-def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO | None) -> LatentDataset:
+def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO | None, rank: int = 0,
+                 world_size: int = 1) -> LatentDataset:
+    """The latents of this process: all of a latents file, or this process's share of an image folder, encoded."""
     data = Path(spec.data)
     if data.is_dir():
         from sing_train.encode import encode_image_folder
@@ -123,7 +125,7 @@ def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO | None) -> 
         with progress_bar(None, "encode", stream=stream, unit="img", disable=stream is None) as bar:
             return encode_image_folder(
                 data, vae, width, height, workers=spec.workers, vae_name=spec.checkpoint.name,
-                on_progress=lambda done, total: advance_to(bar, done, total),
+                on_progress=lambda done, total: advance_to(bar, done, total), rank=rank, world_size=world_size,
             )
     if spec.resolution is not None:
         raise TrainError(
@@ -215,18 +217,27 @@ class _Data:
 
 
 def _latent_data(spec, text, device, parallel, stream) -> _Data:
-    dataset = load_dataset(spec, device, stream)
+    # An image folder is split: each process encodes its own share and draws its batches from it alone, in an order
+    # of its own (rank 0 keeps the one-process seed). A latents file is read whole by every process, which take
+    # turns at the batches of one shared order (sing_train.batches).
+    split = Path(spec.data).is_dir()
+    rank, world_size = (parallel.rank, parallel.world_size) if split else (0, 1)
+    dataset = load_dataset(spec, device, stream, rank, world_size)
     with progress_bar(None, "text", stream=stream, unit="caption", disable=stream is None) as bar:
         embeddings = CaptionEmbeddings(dataset.captions, text.encode, cache=spec.text_cache,
                                        on_progress=lambda done, total: advance_to(bar, done, total))
+    seed = spec.train.seed + rank * RANK_SEED_STRIDE if split else spec.train.seed
     batches = LatentBatches(dataset.latents, embeddings, batch_size=spec.batch_size,
-                            caption_dropout=spec.caption_dropout, seed=spec.train.seed, device=device,
-                            rank=parallel.rank, world_size=parallel.world_size)
+                            caption_dropout=spec.caption_dropout, seed=seed, device=device,
+                            rank=0 if split else parallel.rank, world_size=1 if split else parallel.world_size,
+                            sources=dataset.sources if spec.record_keys and dataset.sources else None)
     cache = "" if embeddings.table is None else f", their embeddings {_size(embeddings.table)} in memory"
     shape = list(dataset.latents.shape[1:])
-    describe = (f"{len(dataset.captions)} latents {'x'.join(map(str, shape))}, {len(embeddings.texts)} distinct "
-                f"captions{cache}")
-    return _Data(batches, describe, len(dataset.captions), shape)
+    samples = parallel.sum(len(dataset.captions)) if split else len(dataset.captions)
+    share = f" (this process's share of {samples} images)" if split and parallel.world_size > 1 else ""
+    describe = (f"{len(dataset.captions)} latents {'x'.join(map(str, shape))}{share}, {len(embeddings.texts)} "
+                f"distinct captions{cache}")
+    return _Data(batches, describe, samples, shape)
 
 
 def _shard_data(spec, text, device, parallel, resumed_from) -> _Data:
