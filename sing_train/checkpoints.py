@@ -11,7 +11,7 @@ resumed run reshuffles the shards seeded by the step it continues from.
 
 A checkpoint is written into checkpoint-STEP.partial and renamed once every process has written its part, so a run
 killed while saving leaves the previous checkpoint as the last complete one. --checkpoints-total-limit N keeps the
-newest N, deleting older ones before a new one is written (diffusers' examples do the same).
+newest N, deleting older ones once a new one is complete.
 """
 
 from __future__ import annotations
@@ -142,21 +142,21 @@ class Checkpointer:
         partial = final.with_name(final.name + PARTIAL)
         if accelerator.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
-            self._prune(keep_below=step)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(partial), safe_serialization=True)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             shutil.rmtree(final, ignore_errors=True)  # a rerun at the same step writes it again
             partial.rename(final)
+            self._prune()  # only once the new one is complete: a crash while saving keeps the older ones
         accelerator.wait_for_everyone()
         return final
 
-    def _prune(self, keep_below: int) -> None:
+    def _prune(self) -> None:
         if self.total_limit is None:
             return
-        older = [p for p in checkpoint_folders(self.out) if int(_NAME.match(p.name).group(1)) < keep_below]
-        for folder in older[: max(0, len(older) - (self.total_limit - 1))]:
+        folders = checkpoint_folders(self.out)
+        for folder in folders[: max(0, len(folders) - self.total_limit)]:
             shutil.rmtree(folder)
 
     def load(self, folder: Path) -> None:

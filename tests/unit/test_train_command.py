@@ -154,3 +154,18 @@ def test_fine_tuning_an_existing_module_starts_from_its_weights(tmp_path, checkp
     assert train(latents, tmp_path / "second", "--init", first, "--text-encoder", checkpoint, *tiny_step) == 0
     before, after = module_tensors(first), module_tensors(tmp_path / "second" / "singdiffusion.safetensors")
     assert all(torch.allclose(before[k], after[k], atol=1e-9) for k in before)
+
+
+def test_an_fp16_run_with_ema_resumes_bit_identically(tmp_path, checkpoint, latents, small_config):
+    """The EMA and the fp16 loss scale travel in accelerate's checkpoint as registered objects."""
+    common = ("--config", small_config, "--text-encoder", checkpoint, "--batch-size", 4, "--lr", 1e-3)
+    common += ("--dtype", "fp16", "--ema-decay", 0.5)
+    assert train(latents, tmp_path / "whole", *common, "--steps", 6) == 0
+    assert train(latents, tmp_path / "split", *common, "--steps", 3) == 0
+    assert train(latents, tmp_path / "split", *common, "--steps", 6) == 0
+    assert last_checkpoint(tmp_path / "split").losses == last_checkpoint(tmp_path / "whole").losses
+    for name in ("singdiffusion", "singdiffusion-raw"):  # the EMA module and the raw weights
+        a, b = (module_tensors(tmp_path / run / f"{name}.safetensors") for run in ("whole", "split"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    scaler = torch.load(checkpoint_folders(tmp_path / "split")[-1] / "custom_checkpoint_2.pkl", weights_only=True)
+    assert scaler["scale"] > 0  # position, EMA, then the loss scaler
