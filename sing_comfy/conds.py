@@ -11,8 +11,11 @@ and optionally "strength", "area" (h, w, y, x in latent pixels), "mask" + "mask_
 - the module always sees the whole latent (it predicts the whole image from noise), batch-1 conds are repeated to
   the batch, long prompts (77·k tokens) run as they are.
 
-Guidance: the node's guidance_scale, or (0) the guider's own `cfg`; DualCFGGuider: cond1 against the negative at
-cfg_cond2_negative, its cond2 unused. Without a negative (BasicGuider) the prompt alone.
+Guidance is the module's method's (sing_core.kinds): SingDiffusion's normalized guidance against the negative with
+the node's guidance_scale, or (0) the guider's own `cfg` (DualCFGGuider: cond1 against the negative at
+cfg_cond2_negative, its cond2 unused; without a negative, BasicGuider, the prompt alone); One More Step's plain CFG
+against "" encoded by the module's own text encoder, at the node's guidance_scale (0: its default 1, the prompt
+alone), never the sampler's negative or cfg.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from typing import Any
 import torch
 
 from sing_core.compose import batched_forward
-from sing_core.start import normalized_guidance
+from sing_core.kinds import ModuleKind
+
+from .family import CLIP_SOURCES
 
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SINGDIFFUSION_KIND = ModuleKind()  # the SingDiffusion release's kind, the default where none is given
 FEATHER = 8  # latent pixels of ComfyUI's soft edge on area conds (comfy.samplers.get_area_and_mult)
 RAW_LIMITS = ("area", "mask", "start_percent", "end_percent", "timestep_start", "timestep_end")
 
@@ -39,9 +45,10 @@ class CondsError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Guidance:
     positive: list[dict]
-    negative: list[dict]  # empty: the prompt alone
+    negative: list[dict]  # what the method guides against (the negative, or OMS's ""); empty: the prompt alone
     scale: float
     note: str | None = None  # what a guider other than CFGGuider contributes, said once
+    kind: ModuleKind = SINGDIFFUSION_KIND
 
 
 def repeat_to_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:
@@ -128,25 +135,28 @@ def combine(x1: torch.Tensor, conds: Sequence[Mapping[str, Any]], predictions: S
 
 
 def module_x0(forward: Forward, x1: torch.Tensor, guidance: Guidance, sigma0: float) -> torch.Tensor:
-    """x̂0 for the batch: normalized guidance (u + w·(c − u)) / w of the two sides, or the positive alone.
+    """x̂0 for the batch: the two sides guided as the module's kind says (kinds.ModuleKind.guide), or the positive
+    alone where the method needs no unconditional side at this scale.
 
     Both sides run in one forward where their token counts match, as ComfyUI batches its UNet's cond and uncond."""
     positive = counting(guidance.positive, sigma0)
     if not positive:
         raise CondsError(f"SingDiffusion: no positive conditioning applies at the first step (sigma {sigma0:.4g}); "
                          "let one start at 0% (ConditioningSetTimestepRange) or remove the SingDiffusion node")
-    negative = counting(guidance.negative, sigma0) if guidance.scale > 1.0 else []
+    negative = counting(guidance.negative, sigma0) if guidance.kind.needs_uncond(guidance.scale) else []
     predictions = batched_forward(forward, side_parts(x1, positive) + side_parts(x1, negative))
     x0_cond = combine(x1, positive, predictions[: len(positive)])
     if not negative:
         return x0_cond
-    return normalized_guidance(x0_cond, combine(x1, negative, predictions[len(positive):]), guidance.scale)
+    return guidance.kind.guide(x0_cond, combine(x1, negative, predictions[len(positive):]), guidance.scale)
 
 
-def from_guider(guider: Any, guidance_scale: float) -> Guidance:
+def from_guider(guider: Any, guidance_scale: float, kind: ModuleKind = SINGDIFFUSION_KIND) -> Guidance:
     """The positive, negative and guidance scale the module uses for this guider."""
     conds = getattr(guider, "conds", None) or {}
     positive, negative = list(conds.get("positive") or []), list(conds.get("negative") or [])
+    if kind.uncond_is_empty_prompt:  # OMS: "" comes from the node (for_kind), the sampler's cfg is never used
+        return Guidance(positive, [], kind.effective_guidance(guidance_scale, None), None, kind)
     note = None
     if hasattr(guider, "cfg2"):  # DualCFGGuider: cfg1 (cond1 vs cond2), cfg2 (cond2 vs negative)
         cfg = float(guider.cfg2)
@@ -155,12 +165,23 @@ def from_guider(guider: Any, guidance_scale: float) -> Guidance:
         cfg = float(getattr(guider, "cfg", 1.0))
     if not negative and "negative" not in conds:
         note = note or f"{type(guider).__name__} has no negative: the module uses the prompt alone"
-    scale = float(guidance_scale) if guidance_scale > 0 else cfg
-    return Guidance(positive, negative, scale, note)
+    return Guidance(positive, negative, kind.effective_guidance(guidance_scale, cfg), note, kind)
 
 
-def from_node(positive: list | None, negative: list | None, guidance: Guidance) -> Guidance:
-    """The Apply node's own positive / negative (the module's CLIP-L text) in place of the guider's."""
+def from_node(positive: list | None, negative: list | None, guidance: Guidance, empty: list | None = None
+              ) -> Guidance:
+    """The Apply node's own positive / negative (the module's text) in place of the guider's; for One More Step the
+    node's "" (`empty`, encoded with its clip input) is the unconditional side."""
+    if guidance.kind.uncond_is_empty_prompt:
+        if guidance.kind.needs_uncond(guidance.scale) and empty is None:
+            raise CondsError(f"SingDiffusion Apply: One More Step guidance {guidance.scale:g} guides against \"\" "
+                             "encoded by the module's own text encoder: connect it to the Apply node's clip input "
+                             f"({CLIP_SOURCES[guidance.kind.text]}), or set guidance_scale to 0 or 1 (the prompt "
+                             "alone)")
+        guidance = dataclasses.replace(guidance, negative=plain(empty, "clip") if empty is not None else [])
+        if positive is None:
+            return guidance
+        return dataclasses.replace(guidance, positive=plain(positive, "positive"))
     if positive is None:
         if negative is not None:
             raise CondsError("SingDiffusion Apply: a negative without a positive; connect positive too (or neither, "

@@ -25,10 +25,11 @@ class SingStart:
     denoise_mask, disable_pbar); the arguments after noise are taken loosely, as core signatures change."""
 
     def __init__(self, module_patcher: Any, guidance_scale: float, positive: list | None = None,
-                 negative: list | None = None, strength: float = 1.0):
+                 negative: list | None = None, strength: float = 1.0, empty: list | None = None):
         self.module_patcher = module_patcher
         self.guidance_scale = float(guidance_scale)
         self.positive, self.negative = positive, negative
+        self.empty = empty  # One More Step's "" encoded by the module's text encoder (the node's clip input)
         self.strength = float(strength)
         self.said: set[str] = set()
 
@@ -49,6 +50,10 @@ class SingStart:
         refused = family.sampling_refusal(family.sampling_names(model_sampling), type(guider.inner_model).__name__)
         if refused:
             raise ValueError(refused)
+        ztsnr = family.zero_terminal_snr(model_sampling)
+        if ztsnr is not None:
+            self.say_once(f"not applied: {ztsnr}; the start is ComfyUI's own")
+            return noise
         sigma0 = float(sigmas[0])
         max_denoise = max_denoise_of(executor, guider, sigmas)
         at_top = max_denoise or applies.starts_at_top(sigmas, model_sampling.sigmas.tolist(),
@@ -57,10 +62,11 @@ class SingStart:
         if reason is not None:
             self.say_once(f"not applied: {reason}; the start is ComfyUI's own")
             return noise
-        guidance = conds.from_node(self.positive, self.negative, conds.from_guider(guider, self.guidance_scale))
+        module = self.module_patcher.model.sing  # the patcher holds a HeldModule (held.py)
+        guidance = conds.from_node(self.positive, self.negative,
+                                   conds.from_guider(guider, self.guidance_scale, module.kind), self.empty)
         if guidance.note:
             self.say_once(guidance.note)
-        module = self.module_patcher.model.sing  # the patcher holds a HeldModule (held.py)
         check_widths(module, guidance)
         x0_hat = conds.module_x0(module_forward(module), noise, guidance, sigma0).to(noise.dtype)
         scale = model_sampling.noise_scaling(sigmas[:1], torch.ones_like(noise[:1]), torch.zeros_like(noise[:1]),
@@ -93,6 +99,5 @@ def check_widths(module, guidance: conds.Guidance) -> None:
             if found != width:
                 raise conds.CondsError(
                     f"SingDiffusion: the {side} conditioning is {found} wide and module {module.name or ''} reads "
-                    f"{width}-wide text (SD-1.5's CLIP-L); for SD-2.x models connect the Apply node's positive and "
-                    "negative from CLIPTextEncode fed by a CLIPLoader with clip_l.safetensors (type "
-                    "stable_diffusion), or choose a module made for this text encoder")
+                    f"{width}-wide text ({module.kind.describe()}): {family.TEXT_SOURCES[module.kind.text]}, or "
+                    "choose a module made for this text encoder")

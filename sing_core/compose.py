@@ -46,8 +46,9 @@ def composable_x0(
     guidance_scale: float,
     kind: ModuleKind | None = None,
 ) -> torch.Tensor:
-    """x̂0 [B, C, H, W] for x1 [B, C, H, W], conds [R, T, D] addressed by row_weights, uncond [B, T', D]; `kind`
-    (the module's, default SingDiffusion's) says which guidance."""
+    """x̂0 [B, C, H, W] in x1's dtype for x1 [B, C, H, W], conds [R, T, D] addressed by row_weights, uncond
+    [B, T', D]; `kind` (the module's, default SingDiffusion's) says which guidance. The forward may return any dtype
+    (a half-precision module's): the guidance is computed in float32."""
     kind = kind or ModuleKind()
     if len(row_weights) != x1.shape[0]:
         raise ValueError(f"composable_x0: {len(row_weights)} prompts for a batch of {x1.shape[0]} latents")
@@ -57,13 +58,15 @@ def composable_x0(
     w = max(float(guidance_scale), 1.0) if kind.normalized_guidance else float(guidance_scale)
 
     if w == 1.0 and is_plain(row_weights):
-        return forward(x1[owner], cond_rows)
+        return forward(x1[owner], cond_rows).to(x1.dtype)
     if uncond is None:
         raise ValueError("composable_x0: guidance or weighted sub-prompts need the negative prompt's embedding")
 
-    x0_cond, x0_uncond = batched_forward(forward, [(x1[owner], cond_rows), (x1, uncond)])
-    weights = torch.tensor([weight for rows in row_weights for _, weight in rows], dtype=x0_cond.dtype,
+    # The guidance in float32 whatever the forward's dtype: in bf16 the sub-prompt weights themselves would round
+    # (0.3 -> 0.30078) and c − u, a difference of two close predictions, would lose most of its bits.
+    x0_cond, x0_uncond = (x0.float() for x0 in batched_forward(forward, [(x1[owner], cond_rows), (x1, uncond)]))
+    weights = torch.tensor([weight for rows in row_weights for _, weight in rows], dtype=torch.float32,
                            device=x0_cond.device).view(-1, 1, 1, 1)
     delta = torch.zeros_like(x0_uncond).index_add_(0, owner, weights * (x0_cond - x0_uncond[owner]))
     guided = x0_uncond + w * delta
-    return guided / w if kind.normalized_guidance else guided
+    return (guided / w if kind.normalized_guidance else guided).to(x1.dtype)

@@ -1,7 +1,8 @@
 """Finding installed modules and resolving the names users and API clients give.
 
-A module is a release folder (config.json + diffusion_pytorch_model.{safetensors,bin}), named after the folder, or
-one .safetensors file of ours, named after the file without the extension. Names resolve only to what a scan of the
+A module is a release folder (config.json + diffusion_pytorch_model.{safetensors,bin}), named after the folder, One
+More Step's release folder as downloaded (model_index.json + oms_module/ + ...), named after the folder, or one
+.safetensors file of ours, named after the file without the extension. Names resolve only to what a scan of the
 configured folders found, so no request can reach a path outside them.
 """
 
@@ -11,6 +12,9 @@ import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from sing_core.oms_folder import MODEL_INDEX, MODULE_FOLDER
+from sing_core.oms_folder import WEIGHTS_NAMES as OMS_WEIGHTS
 
 RELEASE_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 MAX_DEPTH = 3  # folders below a models folder that are searched; modules sit at the top or in a few sub-folders
@@ -57,12 +61,21 @@ def release_weights(folder: Path) -> Path | None:
     return next((folder / name for name in RELEASE_WEIGHTS if (folder / name).is_file()), None)
 
 
+def oms_release_weights(folder: Path) -> Path | None:
+    """The weights of One More Step's release folder (model_index.json beside oms_module/), or None. Whether the
+    folder's kind can be read is checked when the module is loaded, with a message that says what to do."""
+    if not (folder / MODEL_INDEX).is_file():
+        return None
+    return next((folder / MODULE_FOLDER / name for name in OMS_WEIGHTS if (folder / MODULE_FOLDER / name).is_file()),
+                None)
+
+
 def _scan_root(root: Path) -> Iterable[ModuleEntry]:
     for folder, dirs, files in os.walk(root, followlinks=True):
         here = Path(folder)
         depth = len(here.relative_to(root).parts)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < MAX_DEPTH else []
-        weights = release_weights(here)
+        weights = release_weights(here) or oms_release_weights(here)
         if weights is not None and here != root:
             dirs[:] = []  # a release folder's contents are its own
             yield ModuleEntry(here.name, here, root, weights)

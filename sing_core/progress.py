@@ -15,14 +15,16 @@ LOG_INTERVAL_S = 10.0
 
 
 def progress_bar(total: int | None, label: str, *, stream: TextIO | None = None, unit: str = "it", initial: int = 0,
-                 log_interval: float = LOG_INTERVAL_S):
-    """A tqdm bar counting to `total` (None: set later by advance_to) from `initial` (a resumed run)."""
+                 log_interval: float = LOG_INTERVAL_S, disable: bool = False):
+    """A tqdm bar counting to `total` (None: set later by advance_to) from `initial` (a resumed run); disable=True
+    draws nothing (the other processes of a many-process run)."""
     from tqdm import tqdm
 
     stream = stream if stream is not None else sys.stderr
     interactive = bool(getattr(stream, "isatty", lambda: False)())
     return tqdm(total=total, initial=initial, desc=label, unit=unit, file=stream, dynamic_ncols=interactive,
-                ncols=None if interactive else 100, mininterval=0.1 if interactive else log_interval, leave=True)
+                ncols=None if interactive else 100, mininterval=0.1 if interactive else log_interval, leave=True,
+                disable=disable)
 
 
 def advance_to(bar, done: int, total: int | None = None, detail: str = "") -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from sing_core.config import UNetConfig
@@ -268,6 +269,10 @@ class MidBlock(nn.Module):
         return self.resnets[1](self.attentions[0](self.resnets[0](x), context))
 
 
+def _up_block_call(block: UpBlock, h, skips: tuple, context, size) -> torch.Tensor:
+    return block(h, list(skips), context, size)
+
+
 class SingUNet(nn.Module):
     """x̂0 = φ(x1, c): the time-free UNet. forward(x1 [B, C, H, W], encoder_hidden_states [B, T, D]) -> [B, C, H, W]."""
 
@@ -303,6 +308,17 @@ class SingUNet(nn.Module):
         )
         self.conv_norm_out = nn.GroupNorm(config.norm_num_groups, channels[0], eps=config.norm_eps)
         self.conv_out = nn.Conv2d(channels[0], config.out_channels, 3, padding=1)
+        # Training only: recompute each block's activations in the backward pass instead of keeping them (diffusers'
+        # name). Inference (no grad) never checkpoints.
+        self.gradient_checkpointing = False
+
+    def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
+        self.gradient_checkpointing = enabled
+
+    def _run(self, block, *args):
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
 
     def forward(self, x1: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
         # Sides that are not multiples of the total downsampling get odd intermediate sizes; the upsamplers then
@@ -314,12 +330,13 @@ class SingUNet(nn.Module):
         h = self.conv_in(x1.contiguous(memory_format=torch.channels_last) if channels_last else x1)
         skips = [h]
         for block in self.down_blocks:
-            h, block_skips = block(h, encoder_hidden_states)
+            h, block_skips = self._run(block, h, encoder_hidden_states)
             skips += block_skips
-        h = self.mid_block(h, encoder_hidden_states)
+        h = self._run(self.mid_block, h, encoder_hidden_states)
         for block in self.up_blocks:
             block_skips = skips[-len(block.resnets) :]
             del skips[-len(block.resnets) :]
             size = skips[-1].shape[-2:] if exact_size and block.upsamplers is not None else None
-            h = block(h, block_skips, encoder_hidden_states, size)
+            # The skips go in as a tuple: UpBlock pops its list, and a checkpointed block runs twice.
+            h = self._run(_up_block_call, block, h, tuple(block_skips), encoder_hidden_states, size)
         return self.conv_out(_silu(self.conv_norm_out(h))).contiguous()

@@ -166,7 +166,7 @@ class VaeEncoder(nn.Module):
         return mean, logvar.clamp(*LOGVAR_RANGE)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """The host-space latent x0 = scale_factor · posterior mean (see sing_core.train.encode for why the mean)."""
+        """The host-space latent x0 = scale_factor · posterior mean (see sing_train.encode for why the mean)."""
         factor = self.config.downsampling
         if images.ndim != 4 or images.shape[1] != self.config.in_channels or any(s % factor for s in images.shape[2:]):
             raise ValueError(

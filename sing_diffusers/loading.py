@@ -12,6 +12,7 @@ import torch
 from sing_core import SingModule
 from sing_core import load_module as load_sing_module
 from sing_core.kinds import CLIP_L
+from sing_diffusers import hub
 from sing_diffusers.refusals import SingDiffusersError, check_pipeline
 from sing_diffusers.text import TextEncoder, bundled_clip_l, text_from
 
@@ -75,6 +76,8 @@ def load_module(
         device = pipe._execution_device if pipe is not None else "cpu"
     if dtype is None:
         dtype = unet.dtype if unet is not None else torch.float32
+    if hub.is_catalogue_name(path):  # "oms_b_openclip_xl": fetched at the catalogue's revision, when asked for by name
+        path = hub.fetch_from_hub(os.fspath(path))
     sing = load_sing_module(path, device=device, dtype=dtype)
     if pipe is not None:
         check_pipeline(pipe, sing.kind, sing.latent_channels)

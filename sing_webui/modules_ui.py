@@ -14,7 +14,7 @@ import html
 import gradio as gr
 from modules.ui_components import FormRow, ToolButton
 
-from sing_webui import module_list, options, routes
+from sing_webui import download_ui, module_list, options, routes
 from sing_webui.preset_ui import status
 
 COLUMNS = ("Name", "Hash", "Latent channels", "Cross-attention", "Size", "Format", "Path")
@@ -23,8 +23,7 @@ REFRESH = "\U0001f504"  # 🔄, the webui's refresh symbol
 
 def table_html(rows: list[dict]) -> str:
     if not rows:
-        roots = " or ".join(str(root) for root in options.module_roots())
-        return status(f"No module installed: put one in {roots} and press {REFRESH}.")
+        return download_ui.no_module_hint(download_ui.loaded_family(), options.module_roots())
     head = "".join(f"<th>{name}</th>" for name in COLUMNS)
     body = []
     for row in rows:
@@ -70,6 +69,7 @@ def build(script, module_dropdown) -> None:
             refresh_button = ToolButton(REFRESH, elem_id=script.elem_id("modules_refresh"),
                                         tooltip="Rescan the module folders and read each module's header")
         result = gr.HTML(elem_id=script.elem_id("convert_status"))
+        download_ui.build(script, [table, to_convert, module_dropdown, result], refresh)
     outputs = [table, to_convert, module_dropdown, result]
     refresh_button.click(fn=refresh, outputs=outputs)
     convert_button.click(fn=convert, inputs=[to_convert], outputs=outputs)

@@ -52,9 +52,24 @@ def config_from_args(args: argparse.Namespace):
     return DemoConfig(seed=args.seed, steps=args.steps, **chosen)
 
 
+TOOLS = ("matplotlib", "numpy")  # the figure; requirements/tools.txt and the [tools] extra install them
+
+
+def missing_tools() -> list[str]:
+    import importlib.util
+
+    return [name for name in TOOLS if importlib.util.find_spec(name) is None]
+
+
 def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
+
+    missing = missing_tools()
+    if missing:  # before any work: the figure comes last, a minute in
+        raise SystemExit(f"demo: needs {' and '.join(missing)} for its figure, which this Python lacks; install the "
+                         "tools extra: pip install 'sd-webui-singdiffusion[tools]' (or run `python3 run.py demo` from "
+                         "a checkout, which installs them into its .venv)")
 
     import torch
 

@@ -156,6 +156,10 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
     true_mean = data.true_mean()
 
     rows, half_rows, samples = [], [], {}
+    runs = len(config.guidances) * len(SAMPLERS) * 2 + len(SAMPLERS) * (1.0 in config.guidances)
+    done = 0
+    log(f"sampling: {len(data.prompts)} prompts × {config.samples} images, {runs} runs (sampler, CFG scale, module "
+        "off/on)")
     for guidance in config.guidances:
         x0_hat = module_x0(net, encoder, x1, prompt_index, guidance)
 
@@ -168,6 +172,9 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
                 if variant == "half" and guidance != 1.0:
                     continue
                 module = None if strength is None else x0_hat
+                done += 1
+                state = "off" if strength is None else f"on, strength {strength:g}"
+                log(f"  run {done}/{runs}: {sampler}, CFG scale {guidance:g}, module {state}")
                 start = start_point(sampler, x1, module, timesteps, sigmas, 1.0 if strength is None else strength)
                 if sampler == "ddim":
                     out = sample_ddim(eps_model, start, timesteps, alphas_cumprod)

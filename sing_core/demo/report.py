@@ -62,14 +62,17 @@ def write_csv(result: DemoResult, path: Path) -> Path:
 
 # The figure's layout in inches: a fixed width; a row of sample panels per prompt, a row of charts per sampler.
 FIGURE_WIDTH_IN = 12.0
-HEADER_IN, SAMPLE_ROW_IN, CHART_ROW_IN = 0.7, 0.95, 3.0
+HEADER_IN, SAMPLE_ROW_IN, CHART_ROW_IN = 0.95, 0.95, 3.0  # the headline takes two lines
 DPI = 100
-SAMPLER_NAMES = {"ddim": "DDIM (timestep sampler)", "euler": "Euler (σ sampler)"}
+# In a webui user's words: the sampler's name, "CFG scale" for w, "strength" for λ, "brightness" for the latent mean.
+SAMPLER_NAMES = {"ddim": "DDIM", "euler": "Euler"}
 VARIANT_TITLES = {
-    "without": "without SingDiffusion: x1 is the first point",
-    "with": "with SingDiffusion: DDIM step from x̂0",
-    "half": f"with SingDiffusion at strength λ = {HALF_STRENGTH:g}",
+    "without": "SingDiffusion off",
+    "with": "SingDiffusion on (strength 1)",
+    "half": f"SingDiffusion on, strength {HALF_STRENGTH:g}",
 }
+LABEL_WITHOUT, LABEL_WITH = "SingDiffusion off", "SingDiffusion on (strength 1)"
+LABEL_HALF, LABEL_TRUE = f"SingDiffusion on, strength {HALF_STRENGTH:g}", "the prompt's true brightness"
 
 
 def figure_size_in(result: DemoResult) -> tuple[float, float]:
@@ -99,11 +102,11 @@ def _sample_panels(figure, result: DemoResult) -> None:
         for p, prompt in enumerate(prompts):
             ax = axes[p, v]
             image_panel(ax, [block[p, i].mean(0).numpy() for i in range(shown)], lo=lo, hi=hi)
-            ax.set_xlabel(f"mean of {block.shape[1]} samples {block[p].mean().item():+.2f}", labelpad=2)
+            ax.set_xlabel(f"average of {block.shape[1]} images {block[p].mean().item():+.2f}", labelpad=2)
             if v == 0:
                 ax.set_ylabel(f"{prompt}\ntrue {true_mean[p]:+.2f}", rotation=0, ha="right", va="center")
-    figure.suptitle(f"Samples, DDIM {result.config.steps} steps, w = 1 (grey: mean over the 4 channels, black {lo:g} "
-                    f"… white {hi:g})", fontsize=10)
+    figure.suptitle(f"{shown} images per prompt, DDIM {result.config.steps} steps, CFG scale 1, the same seeds in "
+                    f"every column (grey level: the image's brightness, black {lo:g} … white {hi:g})", fontsize=10)
 
 
 def _change(cut: float) -> str:
@@ -123,32 +126,47 @@ def _chart_panels(figure, result: DemoResult) -> None:
         for g, guidance in enumerate(guidances):
             ax = axes[s, g]
             rows = [r for r in result.rows if r.sampler == sampler and r.guidance == guidance]
-            ax.plot([lo, hi], [lo, hi], "--", color=COLORS["true"], lw=1, label="true brightness (ideal)")
-            ax.plot(true_mean, [r.with_module for r in rows], "s-", color=COLORS["with"], label="with (λ = 1)")
+            ax.plot([lo, hi], [lo, hi], "--", color=COLORS["true"], lw=1, label=LABEL_TRUE)
+            ax.plot(true_mean, [r.with_module for r in rows], "s-", color=COLORS["with"], label=LABEL_WITH)
             halves = [r for r in result.half_rows if r.sampler == sampler and r.guidance == guidance]
             if halves:
                 ax.plot(true_mean, [r.with_module for r in halves], "^:", color=COLORS["half"],
-                        label=f"with, λ = {HALF_STRENGTH:g}")
+                        label=LABEL_HALF)
             # on top, hollow: visible where it coincides with the module's points (at high w)
             ax.plot(true_mean, [r.without for r in rows], "o-", color=COLORS["without"], mfc="none", mew=1.5,
-                    label="without")
+                    label=LABEL_WITHOUT)
             without, with_module = result.mean_abs_error(sampler, guidance)
-            note = f"mean |error| {without:.3f} → {with_module:.3f} ({_change(error_cut(result, sampler, guidance))})"
+            note = (f"brightness error off {without:.3f} → on {with_module:.3f} "
+                    f"({_change(error_cut(result, sampler, guidance))})")
             if halves:
                 half = result.mean_abs_error(sampler, guidance, HALF_STRENGTH)[1]
-                note += f"\nat λ = {HALF_STRENGTH:g}: {half:.3f}"
-            ax.set_title(f"{SAMPLER_NAMES[sampler]}, w = {guidance:g}")
+                note += f"\nat strength {HALF_STRENGTH:g}: {half:.3f}"
+            ax.set_title(f"{SAMPLER_NAMES[sampler]}, CFG scale {guidance:g}")
             ax.text(0.97, 0.04, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)
             ax.set_xticks(true_mean, [name.replace(" ", "\n") for name in prompts], fontsize=8)
             if g == 0:
-                ax.set_ylabel("sample brightness (mean latent value)")
-            if s == len(SAMPLERS) - 1:
-                ax.set_xlabel("prompt, at its true brightness")
+                ax.set_ylabel("image brightness (average)")
+    figure.supxlabel("prompt, at its true brightness (on the dashed line: as bright as the prompt asks)", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: labels[i] != "without")  # "without" first, as in the panels
+    order = sorted(range(len(labels)), key=lambda i: labels[i] != LABEL_WITHOUT)  # "off" first, as in the panels
     axes[0, 0].legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left")
+
+
+def headline(result: DemoResult) -> str:
+    """The figure's title: what the panels show, true of this run's numbers (CFG's own overshoot included)."""
+    darkest = min(range(len(result.data.prompts)), key=lambda p: result.data.true_mean()[p].item())
+    prompt, strongest = result.data.prompts[darkest], max(result.config.guidances)
+    rows = [r for r in result.rows if r.sampler == "ddim" and r.prompt == prompt]
+    low, high = (next(r for r in rows if r.guidance == g) for g in (1.0, strongest))
+    line = f'SingDiffusion off: "{prompt}" (true {low.true_mean:+.2f}) is {low.without:+.2f} at CFG 1 (too grey)'
+    if high.without < high.true_mean:
+        line += f", {high.without:+.2f} at CFG {strongest:g} (CFG overshoots)"
+    else:
+        line += f", {high.without:+.2f} at CFG {strongest:g}"
+    return (f"{line}.\nSingDiffusion on: {low.with_module:+.2f} and {high.with_module:+.2f}. Synthetic data of known "
+            "brightness, the same seeds everywhere.")
 
 
 def render_png(result: DemoResult, path: Path, dpi: int = DPI) -> Path:
@@ -163,6 +181,5 @@ def render_png(result: DemoResult, path: Path, dpi: int = DPI) -> Path:
         top, bottom = figure.subfigures(2, 1, height_ratios=[samples_in, height - samples_in])
         _sample_panels(top, result)
         _chart_panels(bottom, result)
-        figure.suptitle("SingDiffusion demo: a Gaussian start pulls every prompt toward mid grey; the module's start "
-                        "keeps its brightness", fontsize=12, fontweight="bold")
+        figure.suptitle(headline(result), fontsize=11, fontweight="bold")
         return save_png(figure, path, dpi)

@@ -37,7 +37,21 @@ TINY = {
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
     "norm_num_groups": 8,
 }
-PRESETS = {"sd15": SD15, "tiny": TINY}
+# One More Step's "b" module (h1t/oms_b_openclip_15_21 and _xl, oms_module/config.json): 154M parameters with
+# OpenCLIP ViT-H's 1024-wide text; its text width follows the text encoder here (2048 for SDXL's own).
+OMS_B = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "block_out_channels": [160, 320, 640],
+    "layers_per_block": 2,
+    "attention_head_dim": [5, 10, 20],
+    "cross_attention_dim": None,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "norm_num_groups": 32,
+}
+PRESETS = {"sd15": SD15, "oms-b": OMS_B, "tiny": TINY}
 
 
 def preset_text_width(name: str) -> int | None:

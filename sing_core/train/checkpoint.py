@@ -1,7 +1,8 @@
 """Training checkpoints as one .safetensors file: tensors as tensors, the rest as JSON metadata, no pickle.
 
-Layout: "model/<name>" for the module's state dict, "optimizer/<param id>/<key>" for per-parameter optimizer state,
-"rng/generator" and "rng/torch" for the two RNG states; metadata holds the step, the loss history, the optimizer's
+Layout: "model/<name>" for the module's state dict, "ema/<name>" for its moving average (if kept),
+"optimizer/<param id>/<key>" for per-parameter optimizer state, "rng/generator" and "rng/torch" for the two RNG states
+(one row per process of a many-process run); metadata holds the step, the loss history, the optimizer's
 param_groups, any non-tensor per-parameter state and the fp16 loss scaler's state.
 """
 
@@ -24,6 +25,8 @@ def save_train_state(path: str | Path, state: TrainState) -> Path:
     """Writes atomically (a temporary file, then a rename), so an interrupted save never leaves half a checkpoint."""
     path = Path(path)
     tensors = {f"model/{k}": v.detach().contiguous().clone() for k, v in state.model.items()}
+    if state.ema is not None:
+        tensors |= {f"ema/{k}": v.detach().contiguous().clone() for k, v in state.ema.items()}
     scalars: dict[str, dict[str, object]] = {}
     for param_id, param_state in state.optimizer["state"].items():
         for key, value in param_state.items():
@@ -60,6 +63,7 @@ def load_train_state(path: str | Path) -> TrainState:
         )
     tensors = load_file(str(path))
     model = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    ema = {k.removeprefix("ema/"): v for k, v in tensors.items() if k.startswith("ema/")}
     per_param: dict[int, dict[str, object]] = {}
     for name, value in tensors.items():
         if name.startswith("optimizer/"):
@@ -75,4 +79,5 @@ def load_train_state(path: str | Path) -> TrainState:
         torch_rng=tensors["rng/torch"],
         losses=json.loads(metadata["losses"]),
         grad_scaler=json.loads(metadata.get("grad_scaler", "null")),
+        ema=ema or None,
     )

@@ -44,6 +44,9 @@ class Modules:
     release: str  # a release folder (config.json + diffusion_pytorch_model.bin), 768 wide
     narrow: str  # a release folder 32 wide: does not fit the checkpoint's text
     extra: str  # in the extra folder
+    oms_xl: str  # One More Step's release layout, SDXL latents, reads SD-2's OpenCLIP ViT-H (1024)
+    oms_xl_mixclip: str  # the same, reads SDXL's own conditioning (2048)
+    oms_sd: str  # One More Step's release layout, SD-1.x/2.x latents, reads SD-2's OpenCLIP ViT-H (1024)
 
     def path(self, name: str) -> Path:
         for folder in (self.folder, self.extra_folder):

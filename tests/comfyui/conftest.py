@@ -19,10 +19,11 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(HERE.parent / "live")]  # helpers beside this file and the live tier's
+sys.path[:0] = [str(HERE), str(HERE.parent / "live"), str(HERE.parent / "unit")]  # helpers here and beside
 
 from comfy_client import ComfyClient  # noqa: E402
 from comfy_live import PACK_NAME, REFERENCE_GRAPHS, ComfyInstall, ComfyServer, Modules  # noqa: E402
+from oms_modules import write_oms_module  # noqa: E402
 from tiny_sing_module import write_tiny_sing_module  # noqa: E402
 
 SKIP_REASON = ("COMFYUI_DIR is not set: the ComfyUI tier drives a real ComfyUI v0.33.0 checkout "
@@ -51,19 +52,30 @@ def comfy_install() -> ComfyInstall:
     return ComfyInstall(root, python)
 
 
-@pytest.fixture(scope="session")
-def checkpoint(request, comfy_install) -> Path:
-    """The random SD-1.5 checkpoint, built once per builder version and ComfyUI (pytest's cache folder)."""
+def build_checkpoint(request, comfy_install: ComfyInstall, family: str) -> Path:
+    """A random checkpoint of `family` (sd15, sd20, sdxl), built once per builder version and ComfyUI (pytest's
+    cache folder)."""
     builder = HERE / "tiny_comfy_checkpoint.py"
     key = hashlib.sha256(builder.read_bytes() + str(comfy_install.root).encode()).hexdigest()[:12]
-    path = Path(request.config.cache.mkdir("comfyui-checkpoint")) / f"tiny-sd15-{key}.safetensors"
+    path = Path(request.config.cache.mkdir("comfyui-checkpoint")) / f"tiny-{family}-{key}.safetensors"
     if not path.exists():
-        done = subprocess.run([str(comfy_install.python), str(builder), str(comfy_install.root), str(path)],
+        done = subprocess.run([str(comfy_install.python), str(builder), str(comfy_install.root), str(path), family],
                               cwd=comfy_install.root, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
                               env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
         if done.returncode != 0:
-            pytest.fail(f"building the checkpoint failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+            pytest.fail(f"building the {family} checkpoint failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint(request, comfy_install) -> Path:
+    return build_checkpoint(request, comfy_install, "sd15")
+
+
+@pytest.fixture(scope="session")
+def family_checkpoints(request, comfy_install) -> dict[str, Path]:
+    """SDXL (the host of the SDXL cases) and SD-2 (the ViT-H text source of One More Step's openclip module)."""
+    return {family: build_checkpoint(request, comfy_install, family) for family in ("sdxl", "sd20")}
 
 
 def _safetensors_module(release: Path, out: Path) -> None:
@@ -73,10 +85,12 @@ def _safetensors_module(release: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def base_dir(tmp_path_factory, checkpoint) -> Path:
+def base_dir(tmp_path_factory, checkpoint, family_checkpoints) -> Path:
     base = tmp_path_factory.mktemp("comfyui")
     (base / "models" / "checkpoints").mkdir(parents=True)
     (base / "models" / "checkpoints" / "tiny-sd15.safetensors").symlink_to(checkpoint)
+    for family, path in family_checkpoints.items():
+        (base / "models" / "checkpoints" / f"tiny-{family}.safetensors").symlink_to(path)
     for name in ("custom_nodes", "input", "output", "temp", "user"):
         (base / name).mkdir(exist_ok=True)
     return base
@@ -92,7 +106,11 @@ def modules(base_dir, tmp_path_factory) -> Modules:
     write_tiny_sing_module(folder / "narrow-sing", seed=2, cross_attention_dim=32)
     write_tiny_sing_module(work / "extra-sing", seed=3, cross_attention_dim=MODULE_WIDTH)
     _safetensors_module(work / "extra-sing", extra / "extra-sing.safetensors")
-    return Modules(folder, extra, "tiny-sing", "tiny-release", "narrow-sing", "extra-sing")
+    write_oms_module(folder / "oms-xl", text_width=1024, seed=4)
+    write_oms_module(folder / "oms-xl-mixclip", text_width=2048, seed=5)
+    write_oms_module(folder / "oms-sd", text_width=1024, seed=6, family="sd")
+    return Modules(folder, extra, "tiny-sing", "tiny-release", "narrow-sing", "extra-sing", "oms-xl",
+                   "oms-xl-mixclip", "oms-sd")
 
 
 @pytest.fixture(scope="session")

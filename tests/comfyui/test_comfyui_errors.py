@@ -38,7 +38,7 @@ def test_module_of_another_text_width_fails_the_prompt(comfy, modules):
 
 
 @pytest.mark.parametrize(("node", "words"), [
-    (TINY_SDXL, ("SDXL", "latent format SDXL", "remove the SingDiffusion Apply node")),
+    (TINY_SDXL, ("SDXL", "the module predicts SD-1.x/2.x latents", "choose an SDXL module")),
     (FLOW, ("eps or v prediction", "ModelSamplingDiscreteFlow")),
 ])
 def test_models_it_cannot_start_fail_the_prompt(comfy, node, words):

@@ -21,7 +21,7 @@ def test_pack_loads_with_both_nodes(comfy, comfy_server):
     assert loader["output"] == ["SING_MODULE"]
     assert apply["output"] == ["MODEL"]
     assert set(apply["input"]["required"]) == {"model", "sing_module", "guidance_scale"}
-    assert set(apply["input"]["optional"]) == {"positive", "negative", "strength"}
+    assert set(apply["input"]["optional"]) == {"positive", "negative", "strength", "clip", "module_prompt"}
     # from the one argument schema, as every host has them
     for key, options in (("strength", apply["input"]["optional"]["strength"][1]),
                          ("guidance_scale", apply["input"]["required"]["guidance_scale"][1])):
@@ -32,8 +32,10 @@ def test_pack_loads_with_both_nodes(comfy, comfy_server):
 
 def test_modules_from_the_model_folder_and_extra_model_paths(comfy, modules):
     choices = comfy.object_info("SingDiffusionModuleLoader")["input"]["required"]["module_name"][0]
-    # release folders and our .safetensors in models/singdiffusion, and the folder extra_model_paths.yaml adds
-    assert set(choices) == {modules.fitting, modules.release, modules.narrow, modules.extra}
+    # release folders (SingDiffusion's and One More Step's) and our .safetensors in models/singdiffusion, and the
+    # folder extra_model_paths.yaml adds
+    assert set(choices) == {modules.fitting, modules.release, modules.narrow, modules.extra, modules.oms_xl,
+                            modules.oms_xl_mixclip, modules.oms_sd}
 
 
 @pytest.mark.parametrize("name", list(REFERENCE_GRAPHS))

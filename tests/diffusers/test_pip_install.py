@@ -77,7 +77,8 @@ def test_the_installed_package_is_the_clone_not_the_checkout(installed, tmp_path
 def test_the_console_command_and_python_m(installed, tmp_path, module_dir):
     command = installed.parent / "singdiffusion"
     shown = run([command, "inspect", module_dir], cwd=tmp_path).stdout
-    assert "kind:                   release folder (.bin)" in shown
+    assert "layout:                 release folder (.bin)" in shown
+    assert "what it is:             SingDiffusion module for SD-1.x/2.x latents" in shown
     assert "cross-attention width:  32" in shown
     assert run([installed, "-m", "sing_core", "--help"], cwd=tmp_path).stdout.startswith("usage:")
 

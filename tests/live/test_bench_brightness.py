@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from live_hosts import HOST
+from recorded_images import recording_mismatch
 from webui_client import decode_png, grey_level
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tier's reader of our figures
@@ -252,4 +253,6 @@ def test_recorded_answers_are_what_this_webui_answers(webui_server, sing_module,
         old_images = [decode_png(base64.b64decode(i)) for i in old["response"]["images"]]
         new_images = [decode_png(base64.b64decode(i)) for i in new["response"]["images"]]
         assert len(old_images) == len(new_images) == old["request"]["batch_size"]
-        assert all(np.array_equal(a, b) for a, b in zip(old_images, new_images, strict=True))
+        # ±1 grey level on at most 1 % of the values: another machine's float kernels, not a change (recorded_images)
+        mismatches = [recording_mismatch(a, b) for a, b in zip(old_images, new_images, strict=True)]
+        assert mismatches == [None] * len(old_images), (old["request"], mismatches)

@@ -41,3 +41,16 @@ def test_sd15_preset_has_sd15_unet_shapes_without_time():
     assert {k: s for k, s in theirs.items() if not is_ignored_key(k)} == ours
     assert {k for k in theirs if is_ignored_key(k)}  # the time embedding and projections exist there only
     assert sum(torch.Size(s).numel() for s in theirs.values()) == 859_520_964  # SD-1.5's published UNet size
+
+
+def test_oms_b_preset_has_one_more_steps_module_shapes():
+    """oms_module/config.json of h1t/oms_b_openclip_15_21: a diffusers UNet of this shape, time path aside, is the
+    308 MB float16 module (154M parameters)."""
+    from diffusers import UNet2DConditionModel
+
+    config = {k: v for k, v in preset_config("oms-b", 1024).to_dict().items() if k != "num_attention_heads"}
+    with torch.device("meta"):
+        reference = UNet2DConditionModel(**{**config, "attention_head_dim": [5, 10, 20]})
+    theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items() if not is_ignored_key(k)}
+    assert theirs == expected_shapes(preset_config("oms-b", 1024))
+    assert sum(torch.Size(s).numel() for s in theirs.values()) == 154_014_564

@@ -5,7 +5,7 @@ import torch
 from comfy_stand_ins import StandInExecutor, StandInGuider, StandInPatcher, cond
 from unet_helpers import tiny_module
 
-from sing_comfy import applies, family
+from sing_comfy import applies
 from sing_comfy.conds import CondsError
 from sing_comfy.start import SingStart
 from sing_core.start import sigma_start
@@ -95,22 +95,3 @@ def test_a_flow_model_at_sampling_time_is_an_error(module):
                            inner_model=StandInInnerModel(StandInFlowSampling()))
     with pytest.raises(ValueError, match="eps or v prediction"):
         sample(SingStart(StandInPatcher(module), 0.0), guider, torch.tensor([1.0, 0.0]), torch.randn(1, 4, 8, 8))
-
-
-SD15 = family.ModelFacts("SD15", "SD15", 4, ("ModelSampling", "ModelSamplingDiscrete", "EPS"), 768)
-
-
-@pytest.mark.parametrize(("facts", "own_text", "words"), [
-    (SD15, False, None),
-    (family.ModelFacts("SD20", "SD15", 4, SD15.sampling, 1024), True, None),
-    (family.ModelFacts("SD20", "SD15", 4, SD15.sampling, 1024), False, "1024 wide"),
-    (family.ModelFacts("SDXL", "SDXL", 4, SD15.sampling, 2048), True, "latent format SDXL"),
-    (family.ModelFacts("SD15", "SD15", 4, ("ModelSamplingDiscreteFlow", "CONST"), 768), False, "eps or v"),
-    (family.ModelFacts("SD15", "SD15", 8, SD15.sampling, 768), False, "8-channel"),
-])
-def test_which_models_the_module_can_start(facts, own_text, words):
-    refusal = family.refusal(facts, 4, 768, own_text)
-    if words is None:
-        assert refusal is None
-    else:
-        assert words in refusal

@@ -81,3 +81,21 @@ def test_errors(batch):
         composable_x0(CountingForward(), x1, conds, [[(0, 1.0)]], uncond, 1.0)
     with pytest.raises(ValueError, match="negative prompt"):
         composable_x0(CountingForward(), x1, conds, [[(0, 1.0)], [(1, 1.0)]], None, 7.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_forward_is_guided_in_float32(batch, dtype):
+    """The rows come back in the module's half precision; the weights (0.3 is not a bf16 number) and the
+    difference c − u are taken in float32, and x̂0 comes back in x1's dtype."""
+    x1, conds, uncond = batch
+
+    def half_forward(x, emb):
+        return CountingForward()(x, emb).to(dtype)
+
+    rows = [[(0, 0.3), (1, 0.7)], [(2, 1.0)]]
+    out = composable_x0(half_forward, x1, conds, rows, uncond, guidance_scale=7.5)
+    expected = composable_x0(lambda x, emb: half_forward(x, emb).float(), x1, conds, rows, uncond, 7.5)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    plain = composable_x0(half_forward, x1, conds, [[(2, 1.0)], [(0, 1.0)]], uncond, guidance_scale=1.0)
+    assert plain.dtype == torch.float32

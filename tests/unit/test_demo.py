@@ -34,6 +34,7 @@ def test_the_console_shows_the_table_and_no_warning(quick_run):
     assert done.returncode == 0, done.stderr
     assert "mean |brightness error| over the prompts (λ: the module's strength):" in done.stdout
     assert f"wrote {out / 'brightness.csv'} and {out / 'demo.png'}" in done.stdout
+    assert "  run 14/14: euler, CFG scale 7.5, module on, strength 1" in done.stdout  # progress while sampling
     # nothing else: no library warning (torch's "Failed to initialize NumPy", matplotlib's missing glyphs, …)
     assert done.stderr == ""
     assert "warn" not in done.stdout.lower()
@@ -175,3 +176,29 @@ def test_trained_module_predicts_the_conditional_mean():
 def test_bad_arguments_are_named(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=message):
         main(["demo", "--out", str(tmp_path), *argv])
+
+
+def test_the_headline_says_what_this_runs_numbers_show():
+    config = DemoConfig(size=4, samples=2, train_steps=5, batch_size=8, guidances=(1.0, 7.5), steps=5)
+    result = run_demo(config, log=lambda _: None)
+    black = [r for r in result.rows if r.sampler == "ddim" and r.prompt == PROMPTS[0]]
+    low, high = black
+    headline = report.headline(result)
+    assert f'"{PROMPTS[0]}" (true {low.true_mean:+.2f}) is {low.without:+.2f} at CFG 1' in headline
+    assert f"SingDiffusion on: {low.with_module:+.2f} and {high.with_module:+.2f}" in headline
+    assert max(len(line) for line in headline.splitlines()) <= 110  # fits the figure's width
+    overshoot = replace(result, rows=[replace(r, without=r.true_mean - 0.2) if r in black and r.guidance == 7.5
+                                      else r for r in result.rows])
+    assert "at CFG 7.5 (CFG overshoots)" in report.headline(overshoot)
+    grey = replace(result, rows=[replace(r, without=r.true_mean + 0.2) if r in black else r for r in result.rows])
+    assert "overshoots" not in report.headline(grey)
+
+
+def test_without_matplotlib_the_demo_says_which_extra_to_install_before_any_work(tmp_path):
+    blocked = ("import sys; sys.modules['matplotlib'] = None; from sing_core.cli import main; "
+               f"sys.exit(main(['demo', '--quick', '--out', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert "needs matplotlib for its figure" in done.stderr
+    assert "pip install 'sd-webui-singdiffusion[tools]'" in done.stderr
+    assert "training" not in done.stdout

@@ -81,3 +81,23 @@ def test_a_module_removed_since_the_scan_is_named_as_gone(roots):
             lib.resolve(name)
     assert lib.resolve("more").name == "more"  # the others are untouched
     assert "release" not in lib.refresh().names()
+
+
+def test_one_more_step_release_folders_are_listed_by_their_folder_name(tmp_path):
+    """As downloaded from Hugging Face: model_index.json + oms_module/ (fp16 weights) + oms_text_encoder/ (config
+    only); one entry named after the folder, none for its subfolders or their files."""
+    root = tmp_path / "models"
+    oms = root / "oms_b_openclip_xl"
+    (oms / "oms_module").mkdir(parents=True)
+    (oms / "oms_text_encoder").mkdir()
+    (oms / "model_index.json").write_text("{}")
+    (oms / "oms_module" / "config.json").write_text("{}")
+    (oms / "oms_module" / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"w")
+    (oms / "oms_text_encoder" / "config.json").write_text("{}")
+    (root / "half" / "oms_module").mkdir(parents=True)  # an interrupted download: no weights, not listed
+    (root / "half" / "model_index.json").write_text("{}")
+    library = ModuleLibrary([root]).refresh()
+    assert library.names() == ["oms_b_openclip_xl"]
+    entry = library.resolve("oms_b_openclip_xl")
+    assert entry.path == oms
+    assert entry.weights == oms / "oms_module" / "diffusion_pytorch_model.fp16.safetensors"

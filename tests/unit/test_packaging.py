@@ -44,8 +44,9 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_the_wheel_holds_every_sing_package_and_nothing_else(wheel):
     tops = {name.split("/")[0] for name in wheel.namelist()}
     packages = {top for top in tops if not top.endswith(".dist-info")}
-    assert packages == {"sing_core", "sing_webui", "sing_diffusers", "sing_comfy"}
+    assert packages == {"sing_core", "sing_webui", "sing_diffusers", "sing_comfy", "sing_train"}
     assert "sing_core/text/tokenizer.py" in wheel.namelist()
+    assert "sing_core/catalogue.json" in wheel.namelist()  # package data: the module catalogue
 
 
 def test_dependencies_are_lower_bounds_and_diffusers_is_an_extra(wheel):
@@ -55,6 +56,12 @@ def test_dependencies_are_lower_bounds_and_diffusers_is_an_extra(wheel):
     assert "torch>=2.1" in requires
     assert "safetensors>=0.4" in requires
     assert any(r.startswith("diffusers>=") and 'extra == "diffusers"' in r for r in requires)
+    # the demo's figure, the bench's chart, training's images and the progress bars: `pip install ...[tools]`
+    for tool in ("matplotlib", "pillow", "numpy", "tqdm"):
+        assert any(r.startswith(f"{tool}>=") and 'extra == "tools"' in r for r in requires), tool
+    # the trainer, sing_train: `pip install ...[train]`
+    for tool in ("accelerate", "webdataset", "diffusers", "transformers", "pillow", "tqdm"):
+        assert any(r.startswith(f"{tool}>=") and 'extra == "train"' in r for r in requires), tool
     assert not any("==" in r.split(";")[0] for r in requires)
 
 

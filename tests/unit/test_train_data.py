@@ -9,9 +9,9 @@ import torch
 from train_helpers import encode_png
 
 from sing_core.progress import advance_to, progress_bar
-from sing_core.train.batches import CaptionEmbeddings, LatentBatches
-from sing_core.train.images import DatasetError, find_image_captions, load_image, parse_resolution
-from sing_core.train.latents import LatentDataset, load_latents, save_latents
+from sing_train.batches import CaptionEmbeddings, LatentBatches
+from sing_train.images import DatasetError, find_image_captions, load_image, parse_resolution
+from sing_train.latents import LatentDataset, load_latents, save_latents
 
 
 def fake_encoder(calls: list):
@@ -107,6 +107,23 @@ def test_batches_visit_every_latent_once_per_epoch_whatever_the_batch_size():
     x0, cond = batches(2, torch.Generator().manual_seed(0))
     assert torch.equal(x0[:, 0, 0, 0], batches.items(2).float())
     assert cond.shape == (3, 2, 3)
+
+
+def test_processes_take_disjoint_batches_that_together_are_the_one_process_order():
+    latents = torch.arange(10.0)[:, None, None, None].expand(10, 1, 2, 2)
+    embeddings = CaptionEmbeddings([str(i) for i in range(10)], fake_encoder([]))
+
+    def batches(size, rank=0, world_size=1):
+        return LatentBatches(latents, embeddings, batch_size=size, caption_dropout=0.0, seed=4, rank=rank,
+                             world_size=world_size)
+
+    one, ranks = batches(2), [batches(2, r, 2) for r in range(2)]
+    steps = [torch.cat([ranks[0].items(b), ranks[1].items(b)]) for b in range(5)]  # 5 steps × 2 processes × 2
+    assert torch.equal(torch.cat(steps), torch.cat([one.items(b) for b in range(10)]))
+    # One epoch of 10 latents in 5 steps of 1 per process: each latent once, never on both processes.
+    seen = [torch.cat([batches(1, r, 2).items(b) for b in range(5)]).tolist() for r in range(2)]
+    assert set(seen[0]).isdisjoint(seen[1])
+    assert sorted(seen[0] + seen[1]) == list(range(10))
 
 
 def test_caption_dropout_rate_and_what_replaces_a_dropped_caption():

@@ -10,9 +10,9 @@ from safetensors.torch import save_file
 from train_helpers import TINY_VAE, write_image_folder, write_latents, write_sd1_checkpoint
 
 from sing_core.cli import main
-from sing_core.train import load_train_state
-from sing_core.train.latents import load_latents
 from sing_core.vae import VaeEncoderConfig
+from sing_train.checkpoints import checkpoint_folders, read_checkpoint
+from sing_train.latents import load_latents
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_bad_latents_files(tmp_path, checkpoint, capsys):
     assert "no such file" in train(capsys, tmp_path / "missing.safetensors", tmp_path / "run", *common)
     fine = write_latents(tmp_path / "fine.safetensors", count=6)
     err = train(capsys, fine, tmp_path / "run", *common, "--resolution", 64)
-    assert "--resolution applies to image folders" in err
+    assert "--resolution applies to image folders and shards" in err
 
 
 def test_text_encoder_problems(tmp_path, checkpoint, latents, capsys):
@@ -187,7 +187,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path, ch
                 "--steps", 6, "--save-every", 1, "--progress-every", 1)  # fmt: skip
     assert "the loss became" in err
     assert "lower --lr" in err
-    state = load_train_state(out / "train_state.safetensors")
+    state = read_checkpoint(checkpoint_folders(out)[-1])
     assert 1 <= state.step < 6
-    assert all(torch.isfinite(v).all() for v in state.model.values())
+    assert all(torch.isfinite(v).all() for v in state.model().values())
     assert all(torch.isfinite(torch.tensor(state.losses)))

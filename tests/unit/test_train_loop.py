@@ -205,3 +205,55 @@ def test_bad_precision_and_accumulation_are_refused():
         TrainConfig(steps=1, autocast="fp8")
     with pytest.raises(ValueError, match="accumulation_steps=0"):
         TrainConfig(steps=1, accumulation_steps=0)
+
+
+def test_target_v_trains_the_output_toward_minus_x0():
+    """One More Step's objective: at SNR 0 v = −x0, so the network learns −E[x0 | c]."""
+    x0_model, v_model = make_model(0), make_model(0)
+    config = TrainConfig(steps=150, lr=1e-2)
+    train_x0_predictor(x0_model, sample_batch, config)
+    state = train_x0_predictor(v_model, sample_batch, TrainConfig(steps=150, lr=1e-2, target="v"))
+    assert sum(state.losses[-10:]) < 0.3 * sum(state.losses[:10])
+    cond = torch.randn(64, DIM, generator=torch.Generator().manual_seed(11))
+    x1 = torch.randn(64, DIM, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        v_hat, x0_hat = v_model(x1, cond), x0_model(x1, cond)
+    truth = cond @ TARGET
+    assert torch.mean((-v_hat - truth) ** 2) < 0.2 * torch.mean(truth**2)
+    assert torch.mean((x0_hat - truth) ** 2) < 0.2 * torch.mean(truth**2)
+    with pytest.raises(ValueError, match="target='eps'"):
+        TrainConfig(steps=1, target="eps")
+
+
+def test_ema_follows_the_weights_by_its_decay_and_resumes(tmp_path):
+    config = TrainConfig(steps=12, lr=1e-2, seed=2, ema_decay=0.5, checkpoint_every=5)
+    weights_after_each_step = []
+    model = make_model(0)
+
+    def record(batch_step, generator):  # called before each step's update: the weights after the previous step
+        weights_after_each_step.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return sample_batch(batch_step, generator)
+
+    saved_at = []  # saved when made: a state's optimizer tensors are the live ones
+
+    def save(state):
+        saved_at.append(save_train_state(tmp_path / f"ema-{state.step}.safetensors", state))
+
+    final = train_x0_predictor(model, record, config, on_checkpoint=save)
+    weights_after_each_step = [*weights_after_each_step[1:], model.state_dict()]
+    # torch's EMA: the first update copies the weights, each later one is ema ← 0.5·ema + 0.5·weights.
+    expected = dict(weights_after_each_step[0])
+    for weights in weights_after_each_step[1:]:
+        expected = {k: 0.5 * expected[k] + 0.5 * weights[k] for k in expected}
+    for name, value in expected.items():
+        torch.testing.assert_close(final.ema[name], value)
+    assert not torch.equal(final.ema["net.0.weight"], final.model["net.0.weight"])
+    # The EMA travels in the checkpoint, and a resumed run ends with the same EMA as the uninterrupted one.
+    saved = load_train_state(saved_at[1])
+    assert saved.step == 10
+    assert not torch.equal(saved.ema["net.0.weight"], final.ema["net.0.weight"])
+    resumed = train_x0_predictor(make_model(1), sample_batch, config, resume=saved)
+    assert resumed.losses == final.losses
+    assert all(torch.equal(resumed.ema[k], final.ema[k]) for k in final.ema)
+    with pytest.raises(ValueError, match=r"ema_decay=1\.5"):
+        TrainConfig(steps=1, ema_decay=1.5)

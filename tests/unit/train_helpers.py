@@ -10,8 +10,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from sing_core.text import ClipTextConfig, ClipTextModel
-from sing_core.train.latents import LatentDataset, save_latents
 from sing_core.vae import VaeEncoder, VaeEncoderConfig
+from sing_train.latents import LatentDataset, save_latents
 
 TINY_VAE = VaeEncoderConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1, z_channels=4)  # 8× down, like SD's
 TINY_CLIP = ClipTextConfig(hidden_size=64, intermediate_size=37, num_hidden_layers=2, num_attention_heads=1)

@@ -87,4 +87,46 @@ class SingTinySDXL:
         return (patcher,)
 
 
-NODE_CLASS_MAPPINGS = {"SingProbe": SingProbe, "SingTinySDXL": SingTinySDXL}
+class SingSaveConditioning:
+    """Writes a CONDITIONING's text embedding to $SING_PROBE_DIR/<tag>.safetensors (what the module was given)."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802  (ComfyUI's name)
+        return {"required": {"conditioning": ("CONDITIONING",), "tag": ("STRING", {"default": "cond"})}}
+
+    def save(self, conditioning, tag):
+        folder = Path(os.environ["SING_PROBE_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"cond.{i}": tensor.detach().float().cpu().contiguous()
+                   for i, (tensor, _) in enumerate(conditioning)}
+        save_file(tensors, str(folder / f".{tag}.tmp"))
+        (folder / f".{tag}.tmp").replace(folder / f"{tag}.safetensors")
+        return {}
+
+
+class SingBatchConditioning:
+    """Three CONDITIONINGs as one of batch 3 (text embedding and pooled output stacked): a prompt per image."""
+
+    CATEGORY = "testing"
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "batch"
+
+    @classmethod
+    def INPUT_TYPES(cls):  # noqa: N802  (ComfyUI's name)
+        return {"required": {"a": ("CONDITIONING",), "b": ("CONDITIONING",), "c": ("CONDITIONING",)}}
+
+    def batch(self, a, b, c):
+        parts = [a[0], b[0], c[0]]
+        options = dict(parts[0][1])
+        if options.get("pooled_output") is not None:
+            options["pooled_output"] = torch.cat([part[1]["pooled_output"] for part in parts])
+        return ([[torch.cat([part[0] for part in parts]), options]],)
+
+
+NODE_CLASS_MAPPINGS = {"SingProbe": SingProbe, "SingTinySDXL": SingTinySDXL,
+                       "SingSaveConditioning": SingSaveConditioning, "SingBatchConditioning": SingBatchConditioning}

@@ -1,4 +1,4 @@
-"""Image folder → LatentDataset: every image through SD's VAE encoder once.
+"""Image folder → LatentDataset: every image through the frozen VAE (sing_train.frozen.FrozenVae) once.
 
 x0 is the posterior MEAN times the scale factor, not a sample. The module's optimum is E[x0 | c]; a posterior sample
 is the mean plus zero-mean noise, so it has the same expectation and only adds variance to the regression target
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from sing_core.train.images import DatasetError, find_image_captions, load_image
-from sing_core.train.latents import LatentDataset
-from sing_core.vae import VaeEncoder
+from sing_train.frozen import FrozenVae
+from sing_train.images import DatasetError, find_image_captions, load_image
+from sing_train.latents import LatentDataset
 
 # (images done, images in all)
 EncodeProgress = Callable[[int, int], None]
@@ -23,7 +23,7 @@ EncodeProgress = Callable[[int, int], None]
 
 def encode_image_folder(
     folder: str | Path,
-    vae: VaeEncoder,
+    vae: FrozenVae,
     width: int,
     height: int,
     *,
@@ -32,14 +32,24 @@ def encode_image_folder(
     vae_name: str = "",
     on_progress: EncodeProgress | None = None,
     dtype: torch.dtype = torch.float32,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> LatentDataset:
     """Latents [N, 4, height/8, width/8] (in `dtype`, on the CPU) with the captions, in path order.
 
-    Images are decoded and resized by `workers` threads (Pillow releases the GIL) while the VAE runs.
+    Images are decoded and resized by `workers` threads (Pillow releases the GIL) while the VAE runs. Process `rank`
+    of `world_size` encodes only its own share, every world_size-th image from its rank on (in path order), so the
+    processes of a launch split the folder between them instead of each encoding all of it.
     """
     folder = Path(folder)
-    pairs = find_image_captions(folder)
-    factor = vae.config.downsampling
+    every = find_image_captions(folder)
+    pairs = every[rank::world_size]
+    if not pairs:
+        raise DatasetError(
+            f"{folder}: {len(every)} images for {world_size} processes, none for process {rank}; every process "
+            "trains on its own share of the folder: add images or launch fewer processes"
+        )
+    factor = vae.downsampling
     if width % factor or height % factor:
         raise DatasetError(f"resolution {width}x{height}: this VAE needs sides that are multiples of {factor}")
     batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]

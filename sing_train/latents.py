@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from sing_core.train.images import DatasetError
 from sing_core.weights import write_safetensors_atomically
+from sing_train.images import DatasetError
 
 FORMAT = "sing_core.latents/1"
 MAX_METADATA_BYTES = 90_000_000  # safetensors refuses headers over 100 MB

@@ -103,3 +103,13 @@ def load_image(path: str | Path, width: int, height: int) -> torch.Tensor:
         ) from error
     pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(height, width, 3)
     return pixels.permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def image_size(source) -> int:
+    """The shorter side of an image (a path or a file object) in pixels, read from its header."""
+    Image, _ = _pillow()
+    try:
+        with Image.open(source) as opened:
+            return min(opened.size)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"cannot read the image ({error})") from error

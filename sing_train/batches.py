@@ -3,9 +3,11 @@
 Caption dropout trains the same module on the empty prompt "", whose optimum is E[x0] over the whole data set: the
 unconditional branch ȳ_u that normalized guidance needs at sampling time.
 
-Order: epoch e visits every latent once in the order torch.randperm(N) seeded by (seed, e); batch b takes positions
-[b·B, (b+1)·B) of those epochs laid end to end. It depends on nothing but (seed, b), so a resumed run sees the same
-batches; the dropout draws come from the loop's generator, whose state a checkpoint keeps.
+Order: epoch e visits every latent once in the order torch.randperm(N) seeded by (seed, e); global batch g takes
+positions [g·B, (g+1)·B) of those epochs laid end to end, and process r of W takes global batch b·W + r at its batch
+b, so the processes see disjoint samples and together visit each latent once per epoch. It depends on nothing but
+(seed, b, r, W), so a resumed run sees the same batches; the dropout draws come from the loop's generator, whose state
+a checkpoint keeps.
 """
 
 from __future__ import annotations
@@ -72,7 +74,13 @@ class LatentBatches:
         seed: int,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        rank: int = 0,
+        world_size: int = 1,
+        sources: list[str] | None = None,
     ):
+        self.rank, self.world_size = rank, world_size
+        self.sources = sources  # each latent's image (its path); given, the sources trained on collect in self.keys
+        self.keys: list[str] | None = None if sources is None else []
         if not 0.0 <= caption_dropout <= 1.0:
             raise ValueError(f"--caption-dropout {caption_dropout}: a probability between 0 and 1 is needed")
         if batch_size < 1:
@@ -90,11 +98,14 @@ class LatentBatches:
 
     def items(self, index: int) -> torch.Tensor:
         n = len(self.latents)
-        positions = range(index * self.batch_size, (index + 1) * self.batch_size)
+        global_index = index * self.world_size + self.rank
+        positions = range(global_index * self.batch_size, (global_index + 1) * self.batch_size)
         return torch.stack([self.order(p // n)[p % n] for p in positions])
 
     def __call__(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.items(index)
+        if self.keys is not None:
+            self.keys += [self.sources[i] for i in items.tolist()]
         dropped = torch.rand(len(items), generator=generator) < self.caption_dropout
         cond = self.embeddings(items, dropped)
         return self.latents[items].float(), cond.to(self.device, self.dtype)
