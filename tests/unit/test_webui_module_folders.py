@@ -3,7 +3,7 @@
 from unet_helpers import TINY, TINY_OMS, tiny_module, unet_state, write_oms_release, write_release
 
 from sing_core.checkpoint import load_module
-from sing_webui.module_folders import Library
+from sing_core.library import ModuleLibrary as Library
 
 
 def oms_state():
