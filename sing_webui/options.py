@@ -12,7 +12,6 @@ from modules import paths, shared
 
 from sing_core.library import ModuleEntry, ModuleLibrary
 from sing_webui import resolve
-from sing_webui.module_folders import Library
 
 SECTION = ("singdiffusion", "SingDiffusion")
 CLIP_AUTO = "Automatic"
@@ -42,7 +41,7 @@ def module_roots() -> list[Path]:
 
 @functools.cache
 def library() -> ModuleLibrary:
-    return Library(module_roots()).refresh()
+    return ModuleLibrary(module_roots()).refresh()
 
 
 def refresh_library() -> ModuleLibrary:
