@@ -16,6 +16,7 @@ from modules.processing import StableDiffusionProcessingImg2Img
 
 from sing_core.args import SingArgs, infotext_params
 from sing_core.compose import composable_x0
+from sing_core.kinds import ModuleKind
 from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
 from sing_webui import host, options, presets, prompts, resolve, rules, runtime, sampler_start
@@ -42,7 +43,7 @@ class Plan:
         return f"{self.entry.name} [{self.module.short_hash}]"
 
     @property
-    def kind(self):
+    def kind(self) -> ModuleKind:
         return self.module.kind
 
     def say_once(self, message: str) -> None:
