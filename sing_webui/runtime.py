@@ -150,8 +150,8 @@ class OpenedTextEncoder:
 def openclip_h_encoder(module: SingModule, module_path: Path) -> TextEncoder:
     """SD-2's OpenCLIP ViT-H from the file chosen in Settings, else (Automatic) an SD-2.x checkpoint of the user's
     at the module's width; a LookupError (422) naming what to download or choose where there is none. Tokens as
-    sing_core.text.open_text_encoder makes them ("!" padding), with an OMS release's own oms_tokenizer/ files
-    where the encoder has no tokenizer/ beside it."""
+    the host's own SD-2 tokenizer gives them (webui.OPENCLIP_H_TOKENIZER; "!" padding), with an OMS release's own
+    oms_tokenizer/ files where the encoder has no tokenizer/ beside it."""
     from sing_core.text import open_text_encoder
 
     width = module.cross_attention_dim
@@ -170,6 +170,7 @@ def openclip_h_encoder(module: SingModule, module_path: Path) -> TextEncoder:
     def load() -> OpenedTextEncoder:
         started = time.perf_counter()
         encoder = open_text_encoder(OPENCLIP_H, path, device=device, dtype=dtype, tokenizer=tokenizer,
+                                    pipeline=webui.OPENCLIP_H_TOKENIZER,
                                     expected_hidden_size=width)
         print(f"SingDiffusion: loaded the OpenCLIP ViT-H text encoder of {path} ({dtype}, {device}) in "
               f"{time.perf_counter() - started:.2f}s", flush=True)

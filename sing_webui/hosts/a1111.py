@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterator
 import torch
 from modules import devices, lowvram, shared
 
+from sing_core.text.pretokenize import OPEN_CLIP
+
 NAME = "AUTOMATIC1111"
+# The tokenizer SD-2 checkpoints get here (open_clip's SimpleTokenizer): a typed "!" stays the word "!", where
+# transformers' tokenizer with "!" as its pad token turns it into the pad id. The module's ViT-H text follows the host.
+OPENCLIP_H_TOKENIZER = OPEN_CLIP
 
 
 def family(sd_model) -> str:

@@ -21,7 +21,11 @@ from backend.diffusion_engine.sd35 import StableDiffusion3
 from backend.diffusion_engine.sdxl import StableDiffusionXL, StableDiffusionXLRefiner
 from backend.patcher.base import ModelPatcher
 
+from sing_core.text.pretokenize import TRANSFORMERS4_FTFY
+
 NAME = "Forge"
+# Forge's SD-2 text goes through transformers' CLIPTokenizer (ftfy, "!" as the pad token, also where typed).
+OPENCLIP_H_TOKENIZER = TRANSFORMERS4_FTFY
 # Checked in order; a model Forge loads but none of these names (a later engine) is named by its class.
 FAMILIES = ((StableDiffusion, "SD-1.x"), (StableDiffusion2, "SD-2.x"), (StableDiffusionXLRefiner, "SDXL refiner"),
             (StableDiffusionXL, "SDXL"), (StableDiffusion3, "SD3"), (Chroma, "Chroma"), (Flux, "Flux"))

@@ -86,7 +86,7 @@ def test_an_sd_module_on_an_sdxl_checkpoint_is_refused_with_what_to_do(webui, bu
         detail = refused.value.body["detail"]
         assert f"module {sing_module.name} [" in detail
         assert "the module predicts SD-1.x/2.x latents and the checkpoint is SDXL (SDXL latents)" in detail
-        assert "choose an SDXL module (e.g. One More Step's oms_b_openclip_xl), or a SD-1.x/2.x checkpoint" in detail
+        assert "choose an SDXL module (e.g. One More Step's oms_b_openclip_xl), or an SD-1.x/2.x checkpoint" in detail
         assert webui.checkpoint_in_use() == sdxl.name
         with pytest.raises(WebuiApiError) as loaded:  # the loaded model's own family
             webui.request("PUT", preset_url, {"enabled": True, "module": sing_module.name})

@@ -112,7 +112,7 @@ def test_a_preset_is_never_followed_into_enabling_a_checkpoint_it_cannot_serve(s
     assert read == [StandInModel(TINY)]  # the family of the generation's own model
     assert note.startswith(f"the preset for {TINY.title} enables SingDiffusion, but that checkpoint cannot use it")
     assert note.endswith("the checkpoint is SDXL (SDXL latents); choose an SDXL module (e.g. One More Step's "
-                         "oms_b_openclip_xl), or a SD-1.x/2.x checkpoint)")
+                         "oms_b_openclip_xl), or an SD-1.x/2.x checkpoint)")
 
 
 def sdxl_file(path):
