@@ -1,8 +1,10 @@
-"""sing_core: the host-independent SingDiffusion engine (torch and safetensors only).
+"""sing_core: the host-independent engine of learned starts (torch and safetensors only).
 
-SingDiffusion (Zhang, Yin, Li, Xie, CVPR 2024) replaces the Gaussian start of SD-1.x/2.x sampling with one DDIM step
-from t = 1, where a time-free module φ(x1, c) predicts the clean latent x̂0. Hosts (the webui adapter, the CLI) use
-this package unchanged; it imports no webui, gradio, diffusers or transformers module.
+A start module replaces the Gaussian start of SD-1.x/2.x and SDXL sampling with one DDIM step from t = 1, where a
+time-free network φ(x1, c) predicts the clean latent x̂0: SingDiffusion's (Zhang, Yin, Li, Xie, CVPR 2024; x0) or
+One More Step's (Hu et al., CVPR 2024; v at SNR 0). sing_core.kinds holds every difference between the methods and
+the latent families. Hosts (the webui adapter, ComfyUI, diffusers, the CLI) use this package unchanged; it imports no
+webui, gradio, diffusers or transformers module.
 """
 
 from sing_core.checkpoint import ModuleInfo, describe, load_module, save_module

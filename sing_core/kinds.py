@@ -150,6 +150,6 @@ class ModuleKind:
             )
             return (
                 f"the module predicts {FAMILY_NAMES[self.family]} latents and the checkpoint is {host_family} "
-                f"({FAMILY_NAMES[latent]} latents); choose {need}, or a {FAMILY_NAMES[self.family]} checkpoint"
+                f"({FAMILY_NAMES[latent]} latents); choose {need}, or an {FAMILY_NAMES[self.family]} checkpoint"
             )
         return None

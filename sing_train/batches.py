@@ -76,8 +76,11 @@ class LatentBatches:
         dtype: torch.dtype = torch.float32,
         rank: int = 0,
         world_size: int = 1,
+        sources: list[str] | None = None,
     ):
         self.rank, self.world_size = rank, world_size
+        self.sources = sources  # each latent's image (its path); given, the sources trained on collect in self.keys
+        self.keys: list[str] | None = None if sources is None else []
         if not 0.0 <= caption_dropout <= 1.0:
             raise ValueError(f"--caption-dropout {caption_dropout}: a probability between 0 and 1 is needed")
         if batch_size < 1:
@@ -101,6 +104,8 @@ class LatentBatches:
 
     def __call__(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.items(index)
+        if self.keys is not None:
+            self.keys += [self.sources[i] for i in items.tolist()]
         dropped = torch.rand(len(items), generator=generator) < self.caption_dropout
         cond = self.embeddings(items, dropped)
         return self.latents[items].float(), cond.to(self.device, self.dtype)

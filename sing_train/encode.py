@@ -32,13 +32,23 @@ def encode_image_folder(
     vae_name: str = "",
     on_progress: EncodeProgress | None = None,
     dtype: torch.dtype = torch.float32,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> LatentDataset:
     """Latents [N, 4, height/8, width/8] (in `dtype`, on the CPU) with the captions, in path order.
 
-    Images are decoded and resized by `workers` threads (Pillow releases the GIL) while the VAE runs.
+    Images are decoded and resized by `workers` threads (Pillow releases the GIL) while the VAE runs. Process `rank`
+    of `world_size` encodes only its own share, every world_size-th image from its rank on (in path order), so the
+    processes of a launch split the folder between them instead of each encoding all of it.
     """
     folder = Path(folder)
-    pairs = find_image_captions(folder)
+    every = find_image_captions(folder)
+    pairs = every[rank::world_size]
+    if not pairs:
+        raise DatasetError(
+            f"{folder}: {len(every)} images for {world_size} processes, none for process {rank}; every process "
+            "trains on its own share of the folder: add images or launch fewer processes"
+        )
     factor = vae.downsampling
     if width % factor or height % factor:
         raise DatasetError(f"resolution {width}x{height}: this VAE needs sides that are multiples of {factor}")

@@ -1,8 +1,8 @@
 """The frozen encoders of a run: the VAE that turns images into x0 and the text encoder that turns captions into the
 module's conditioning. The latent family and the text kind (sing_core.kinds) decide which.
 
-- family "sd": SD-1.x/2.x's VAE (x0 = 0.18215 · posterior mean). From an SD-1.x/2.x single-file checkpoint our own
-  torch encoder (LDM layout); from a diffusers folder diffusers' AutoencoderKL.
+- family "sd": SD-1.x/2.x's VAE (x0 = 0.18215 · posterior mean), diffusers' AutoencoderKL: from a diffusers folder,
+  or from an SD-1.x/2.x single-file checkpoint (LDM layout) offline through sing_train.sd_vae.
 - family "sdxl": SDXL's VAE (0.13025) by diffusers' AutoencoderKL, from an SDXL diffusers folder or single file.
 - text "clip_l" (768) / "openclip_h" (1024): the last hidden state after the final norm of the text encoder given
   (a diffusers SD-1.x/SD-2.x folder or its text_encoder/ through transformers; an SD-1.x checkpoint or clip_l file
@@ -122,11 +122,13 @@ def load_vae(
         scale = float(vae.config.scaling_factor)
         _scale_check(family, scale, str(checkpoint))
         return _wrap_autoencoder(vae, family, scale, str(checkpoint))
-    from sing_core.vae_file import load_vae_encoder
+    from sing_train.sd_vae import SdVaeError, load_sd_vae
 
-    vae = load_vae_encoder(checkpoint, device, dtype)
-    _scale_check(family, float(vae.scale_factor), str(checkpoint))
-    return FrozenVae(family, float(vae.scale_factor), vae.config.downsampling, vae.encode, str(checkpoint))
+    try:
+        vae = load_sd_vae(checkpoint, device, dtype)
+    except SdVaeError as error:
+        raise EncoderError(str(error)) from error
+    return _wrap_autoencoder(vae, family, float(vae.config.scaling_factor), str(checkpoint))
 
 
 def _transformers_text(folder: Path, tokenizer: Path | None, device: torch.device) -> FrozenText:

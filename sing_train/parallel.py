@@ -82,9 +82,8 @@ class AcceleratedParallel:
         self.world_size = accelerator.num_processes
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        # One process: the model itself, so a one-process run is the plain loop, bit for bit. Many: DDP.
-        if self.world_size == 1:
-            return model
+        # Many processes: DDP. One: the model itself (accelerate only wraps its forward in the same autocast the loop
+        # applies). Either way prepare_model registers it, so accelerator.save_state writes its weights.
         return self.accelerator.prepare_model(model)
 
     def no_sync(self, wrapped: nn.Module):

@@ -1,10 +1,11 @@
 """One training run as `python -m sing_core train` does it, in every process of a launch: data → frozen encoders →
 network → the loop (sing_core.train) → the module file, with a checkpoint in the output folder to resume from.
 
-The output folder (written by the main process only) holds <name>.safetensors (the module: the EMA weights when
---ema-decay is set, with <name>-raw.safetensors beside it holding the raw ones), train_state.safetensors (weights,
-EMA, AdamW, every process's RNG, loss history: what a rerun continues from) and run.json (the settings and where the
-run stands, rewritten at every checkpoint and at the end).
+The output folder holds <name>.safetensors (the module: the EMA weights when --ema-decay is set, with
+<name>-raw.safetensors beside it holding the raw ones), checkpoints/checkpoint-STEP/ (accelerate's save_state: weights,
+AdamW, every process's RNG, EMA, step and loss history; what a rerun continues from, see sing_train.checkpoints) and
+run.json (the settings and where the run stands, rewritten at every checkpoint and at the end). The main process
+writes the module and run.json; every process writes its part of a checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +26,23 @@ from sing_core.config import UNetConfig
 from sing_core.kinds import OMS, SD, SINGDIFFUSION, VAE_SCALING_FACTORS, ModuleKind
 from sing_core.progress import advance_to, progress_bar
 from sing_core.train.architectures import PRESETS, config_from_file, preset_config, preset_text_width
-from sing_core.train.checkpoint import load_train_state, save_train_state
-from sing_core.train.loop import Progress, TrainConfig, TrainState, train_x0_predictor
+from sing_core.train.loop import RANK_SEED_STRIDE, Progress, TrainConfig, Training, TrainState
 from sing_core.unet import SingUNet
 from sing_train.batches import CaptionEmbeddings, LatentBatches
+from sing_train.checkpoints import (
+    CHECKPOINTS,
+    Checkpointer,
+    CheckpointError,
+    SavedRun,
+    checkpoint_folders,
+    read_checkpoint,
+)
 from sing_train.frozen import load_text, load_vae, text_kind_for
 from sing_train.images import DatasetError
 from sing_train.latents import LatentDataset, load_latents
 from sing_train.parallel import AUTOCAST, AcceleratedParallel, make_accelerator
 
-STATE_NAME = "train_state.safetensors"
+OLD_STATE_NAME = "train_state.safetensors"  # the single-file state of earlier versions
 RUN_NAME = "run.json"
 DEFAULT_RESOLUTION = (512, 512)
 METHOD_OF_TARGET = {"x0": SINGDIFFUSION, "v": OMS}
@@ -59,8 +68,9 @@ class RunSpec:
     batch_size: int = 8  # per process
     caption_dropout: float = 0.1
     device: str = "auto"
-    resume: Path | None = None  # default: the output folder's train state, if any
-    restart: bool = False  # ignore the output folder's train state
+    resume: Path | None = None  # a checkpoint folder; default: the output folder's last checkpoint, if any
+    restart: bool = False  # ignore (and delete) the output folder's checkpoints
+    checkpoints_total_limit: int | None = None  # keep only the newest N checkpoints (None: all)
     bundle_text_encoder: bool = False
     half: bool = False  # store the module in float16
     text_cache: bool = True
@@ -98,7 +108,9 @@ def _is_shards(spec: RunSpec) -> bool:
     return is_shard_spec(spec.data)
 
 
-def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO | None) -> LatentDataset:
+def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO | None, rank: int = 0,
+                 world_size: int = 1) -> LatentDataset:
+    """The latents of this process: all of a latents file, or this process's share of an image folder, encoded."""
     data = Path(spec.data)
     if data.is_dir():
         from sing_train.encode import encode_image_folder
@@ -113,7 +125,7 @@ def load_dataset(spec: RunSpec, device: torch.device, stream: TextIO | None) -> 
         with progress_bar(None, "encode", stream=stream, unit="img", disable=stream is None) as bar:
             return encode_image_folder(
                 data, vae, width, height, workers=spec.workers, vae_name=spec.checkpoint.name,
-                on_progress=lambda done, total: advance_to(bar, done, total),
+                on_progress=lambda done, total: advance_to(bar, done, total), rank=rank, world_size=world_size,
             )
     if spec.resolution is not None:
         raise TrainError(
@@ -158,32 +170,37 @@ def _network(spec: RunSpec):
     return (None if width is None else preset_config(spec.preset, width)), None
 
 
-def _check_resume(spec: RunSpec, config: UNetConfig, unet: SingUNet, state: TrainState, where: Path) -> None:
+def _check_resume(spec: RunSpec, config: UNetConfig, saved: SavedRun) -> None:
     run_file = spec.out / RUN_NAME
     if run_file.is_file():
         recorded = json.loads(run_file.read_text(encoding="utf-8")).get("unet_config")
         if recorded is not None and recorded != config.to_dict():
             raise TrainError(
-                f"{where}: {spec.out} holds a run of another network ({run_file} differs from this run's config); "
-                "use the same --preset/--config/--init, another --out, or --restart to start over"
+                f"{saved.folder}: {spec.out} holds a run of another network ({run_file} differs from this run's "
+                "config); use the same --preset/--config/--init, another --out, or --restart to start over"
             )
-    expected = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
-    if {k: tuple(v.shape) for k, v in state.model.items()} != expected:
-        raise TrainError(f"{where}: its weights do not fit this network; pass --restart or another --out")
-    if state.step > spec.train.steps:
-        raise TrainError(f"{where}: the run is at step {state.step}, past --steps {spec.train.steps}; raise --steps")
 
 
-def _resume_state(spec: RunSpec) -> tuple[TrainState | None, Path | None]:
-    path = spec.resume
-    if path is None and not spec.restart and (spec.out / STATE_NAME).is_file():
-        path = spec.out / STATE_NAME
-    if path is None:
-        return None, None
+def _resume_checkpoint(spec: RunSpec) -> SavedRun | None:
+    """The checkpoint this run continues from: --resume, else the newest in --out (none with --restart)."""
+    folder = spec.resume
+    if folder is None and not spec.restart:
+        folders = checkpoint_folders(spec.out)
+        if not folders and (spec.out / OLD_STATE_NAME).is_file():
+            raise TrainError(
+                f"{spec.out / OLD_STATE_NAME}: a state of an earlier version of the trainer, which this one cannot "
+                f"continue (it resumes from {spec.out / CHECKPOINTS}/); pass --restart or another --out"
+            )
+        folder = folders[-1] if folders else None
+    if folder is None:
+        return None
     try:
-        return load_train_state(path), path
-    except (FileNotFoundError, ValueError) as error:
-        raise TrainError(f"cannot resume: {error}; to fine-tune a finished module, pass it as --init") from error
+        saved = read_checkpoint(folder)
+    except CheckpointError as error:
+        raise TrainError(f"cannot resume: {error}") from error
+    if saved.step > spec.train.steps:
+        raise TrainError(f"{folder}: the run is at step {saved.step}, past --steps {spec.train.steps}; raise --steps")
+    return saved
 
 
 def _size(tensor: torch.Tensor) -> str:
@@ -200,18 +217,27 @@ class _Data:
 
 
 def _latent_data(spec, text, device, parallel, stream) -> _Data:
-    dataset = load_dataset(spec, device, stream)
+    # An image folder is split: each process encodes its own share and draws its batches from it alone, in an order
+    # of its own (rank 0 keeps the one-process seed). A latents file is read whole by every process, which take
+    # turns at the batches of one shared order (sing_train.batches).
+    split = Path(spec.data).is_dir()
+    rank, world_size = (parallel.rank, parallel.world_size) if split else (0, 1)
+    dataset = load_dataset(spec, device, stream, rank, world_size)
     with progress_bar(None, "text", stream=stream, unit="caption", disable=stream is None) as bar:
         embeddings = CaptionEmbeddings(dataset.captions, text.encode, cache=spec.text_cache,
                                        on_progress=lambda done, total: advance_to(bar, done, total))
+    seed = spec.train.seed + rank * RANK_SEED_STRIDE if split else spec.train.seed
     batches = LatentBatches(dataset.latents, embeddings, batch_size=spec.batch_size,
-                            caption_dropout=spec.caption_dropout, seed=spec.train.seed, device=device,
-                            rank=parallel.rank, world_size=parallel.world_size)
+                            caption_dropout=spec.caption_dropout, seed=seed, device=device,
+                            rank=0 if split else parallel.rank, world_size=1 if split else parallel.world_size,
+                            sources=dataset.sources if spec.record_keys and dataset.sources else None)
     cache = "" if embeddings.table is None else f", their embeddings {_size(embeddings.table)} in memory"
     shape = list(dataset.latents.shape[1:])
-    describe = (f"{len(dataset.captions)} latents {'x'.join(map(str, shape))}, {len(embeddings.texts)} distinct "
-                f"captions{cache}")
-    return _Data(batches, describe, len(dataset.captions), shape)
+    samples = parallel.sum(len(dataset.captions)) if split else len(dataset.captions)
+    share = f" (this process's share of {samples} images)" if split and parallel.world_size > 1 else ""
+    describe = (f"{len(dataset.captions)} latents {'x'.join(map(str, shape))}{share}, {len(embeddings.texts)} "
+                f"distinct captions{cache}")
+    return _Data(batches, describe, samples, shape)
 
 
 def _shard_data(spec, text, device, parallel, resumed_from) -> _Data:
@@ -287,8 +313,9 @@ class _Writer:
     """The run's callbacks: the progress line, and at each checkpoint the module(s), the state and run.json (main
     process only; the counts are summed over every process first, so every process calls on_checkpoint)."""
 
-    def __init__(self, spec, config, text, data, parallel, kind, bundle, resumed_from, bar, main):
+    def __init__(self, spec, config, text, data, parallel, kind, bundle, resumed_from, bar, main, checkpointer):
         self.spec, self.config, self.text, self.data, self.parallel = spec, config, text, data, parallel
+        self.checkpointer = checkpointer
         self.kind, self.bundle, self.resumed_from, self.bar, self.main = kind, bundle, resumed_from, bar, main
         self.before = (0, 0)  # the skipped and filtered counts of the run this one resumes
         run_file = spec.out / RUN_NAME
@@ -318,16 +345,18 @@ class _Writer:
         self.check_loss(sum(state.losses[-spec.train.progress_every :]), state.step)
         counts = (self.before[0] + self.parallel.sum(getattr(self.data.batches, "skipped", 0)),
                   self.before[1] + self.parallel.sum(getattr(self.data.batches, "filtered", 0)))
+        if self.main:
+            spec.out.mkdir(parents=True, exist_ok=True)
+            # The module first: save_module refuses non-finite weights, so a broken state never replaces a good one.
+            if state.ema is not None:
+                save_module(state.ema, self.config, self.module_path, half=spec.half, kind=self.kind, **self.bundle)
+                save_module(state.model, self.config, self.raw_path, half=spec.half, kind=self.kind, **self.bundle)
+            else:
+                save_module(state.model, self.config, self.module_path, half=spec.half, kind=self.kind, **self.bundle)
+        self.parallel.barrier()  # a process whose module write failed has stopped the run before any checkpoint
+        self.checkpointer.save()  # every process: accelerate writes each one's RNG state
         if not self.main:
             return
-        spec.out.mkdir(parents=True, exist_ok=True)
-        # The module first: save_module refuses non-finite weights, so a broken state never replaces a good one.
-        if state.ema is not None:
-            save_module(state.ema, self.config, self.module_path, half=spec.half, kind=self.kind, **self.bundle)
-            save_module(state.model, self.config, self.raw_path, half=spec.half, kind=self.kind, **self.bundle)
-        else:
-            save_module(state.model, self.config, self.module_path, half=spec.half, kind=self.kind, **self.bundle)
-        save_train_state(spec.out / STATE_NAME, state)
         record = _record(spec, self.config, self.text, self.data, self.parallel, state, self.resumed_from, counts,
                          self.rate)
         (spec.out / RUN_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -360,11 +389,11 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
     accelerator, parallel, spec = _launch(spec)
     device, main, train = accelerator.device, accelerator.is_main_process, spec.train
     config, init_module = _network(spec)
-    resume, resume_path = _resume_state(spec)  # before the slow parts: a bad --resume fails at once
+    saved = _resume_checkpoint(spec)  # before the slow parts: a bad --resume fails at once
     text = load_text(spec.family, spec.checkpoint, spec.text_encoder, spec.tokenizer, spec.init,
                      None if config is None else config.cross_attention_dim, device)
     config = config if config is not None else preset_config(spec.preset, text.width)
-    resumed_from = 0 if resume is None else resume.step
+    resumed_from = 0 if saved is None else saved.step
     data = (_shard_data(spec, text, device, parallel, resumed_from) if _is_shards(spec)
             else _latent_data(spec, text, device, parallel, stream if main else None))
     _check_channels(spec, config, data)
@@ -372,12 +401,23 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
     if spec.bundle_text_encoder and not text.bundle:
         raise TrainError(f"--bundle-text-encoder: only a CLIP-L file can be bundled; {text.source} stays separate")
     unet = _network_on(spec, config, init_module, device)
-    if resume is not None:
-        _check_resume(spec, config, unet, resume, resume_path)
-    elif spec.restart and main:  # a state of the abandoned run must not be resumed by a later run without --restart
-        (spec.out / STATE_NAME).unlink(missing_ok=True)
+    if saved is not None:
+        _check_resume(spec, config, saved)
+    elif spec.restart and main:  # the abandoned run's checkpoints must not be resumed by a later run
+        shutil.rmtree(spec.out / CHECKPOINTS, ignore_errors=True)
+        (spec.out / OLD_STATE_NAME).unlink(missing_ok=True)
+    parallel.barrier()
+    training = Training(unet, train, parallel)
+    checkpointer = Checkpointer(accelerator, training, spec.out, spec.checkpoints_total_limit)
+    if saved is None:
+        training.seed()
+    else:
+        try:
+            checkpointer.load(saved.folder)  # weights, AdamW, RNG of this process, step, EMA, loss scale
+        except CheckpointError as error:
+            raise TrainError(f"cannot resume: {error}") from error
     if main:
-        resumed = f"resuming from step {resume.step} of {resume_path}\n" if resume is not None else ""
+        resumed = f"resuming from step {saved.step} of {saved.folder}\n" if saved is not None else ""
         print(
             f"{resumed}{data.describe}; network {sum(p.numel() for p in unet.parameters()) / 1e6:.1f}M parameters, "
             f"{kind.describe()}; {parallel.world_size} process(es) on {device.type}, {train.autocast or 'fp32'} "
@@ -386,10 +426,9 @@ def run_training(spec: RunSpec, stream: TextIO | None = None) -> RunResult:
         )
     bar = progress_bar(train.steps, "train", stream=stream, unit="step", initial=resumed_from, disable=not main)
     writer = _Writer(spec, config, text, data, parallel, kind, text.bundle if spec.bundle_text_encoder else {},
-                     resumed_from, bar, main)
+                     resumed_from, bar, main, checkpointer)
     try:
-        state = train_x0_predictor(unet, data.batches, train, on_progress=writer.on_progress,
-                                   on_checkpoint=writer.on_checkpoint, resume=resume, parallel=parallel)
+        state = training.run(data.batches, on_progress=writer.on_progress, on_checkpoint=writer.on_checkpoint)
     finally:
         bar.close()
     keys = getattr(data.batches, "keys", None)

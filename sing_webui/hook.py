@@ -16,6 +16,7 @@ from modules.processing import StableDiffusionProcessingImg2Img
 
 from sing_core.args import SingArgs, infotext_params
 from sing_core.compose import composable_x0
+from sing_core.kinds import ModuleKind
 from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
 from sing_webui import host, options, presets, prompts, resolve, rules, runtime, sampler_start
@@ -23,6 +24,7 @@ from sing_webui.failure import SingDiffusionError, fail_request
 from sing_webui.hosts import webui
 
 PLAN_ATTR = "_singdiffusion_plan"
+TEXT_INFOTEXT = "SingDiffusion text"  # the text source used (auto resolved), with the encoder's file
 
 
 @dataclasses.dataclass
@@ -30,7 +32,7 @@ class Plan:
     args: SingArgs
     entry: ModuleEntry
     module: SingModule
-    guidance_scale: float  # resolved: 0 follows the generation's CFG scale
+    guidance_scale: float  # resolved by the module's kind: SingDiffusion's 0 follows the CFG scale, OMS's is 1
     text_source: str  # resolved: "module" or "host"
     text_encoder: runtime.TextEncoder | None
     done: set = dataclasses.field(default_factory=set)  # batch iterations already started
@@ -39,6 +41,10 @@ class Plan:
     @property
     def label(self) -> str:
         return f"{self.entry.name} [{self.module.short_hash}]"
+
+    @property
+    def kind(self) -> ModuleKind:
+        return self.module.kind
 
     def say_once(self, message: str) -> None:
         if message not in self.said:
@@ -65,7 +71,7 @@ def prepare(p, script_args) -> None:
         host.check_fits(p.sd_model, module, f"{entry.name} [{module.short_hash}]")
         text_source = host.resolve_text_source(args.text_source, p.sd_model, module)
         encoder = runtime.get_text_encoder(module, entry.path) if text_source == "module" else None
-        guidance_scale = resolve.guidance_scale(args, p.cfg_scale)
+        guidance_scale = resolve.guidance_scale(args, p.cfg_scale, module.kind)
         setattr(p, PLAN_ATTR, Plan(args, entry, module, guidance_scale, text_source, encoder))
     except SingDiffusionError as error:
         fail_request(p, error)
@@ -82,6 +88,13 @@ def start(p, x: torch.Tensor, noise: torch.Tensor, c, uc) -> None:
         if not p.is_hr_pass:  # the hires pass is expected, not worth a line per generation
             plan.say_once(reason)
         return
+    reason = host.ztsnr_reason(p)
+    if reason is not None:  # the sampler already starts from pure noise: the module's start would be x1 itself
+        plan.say_once(f"{plan.label}: {reason}")
+        p.extra_generation_params = {**p.extra_generation_params,
+                                     "SingDiffusion skipped": f"{plan.label}, zero terminal SNR schedule"}
+        plan.done.add(p.iteration)
+        return
     try:
         write_start(p, plan, x, noise, c, uc)
     except SingDiffusionError as error:
@@ -95,16 +108,17 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
     point = host.first_point(p, img2img)
     x1 = noise  # the unit noise the webui drew: seeds, variation seeds and batch positions stay what they were
     started = time.perf_counter()
+    module_prompt = plan.args.module_prompt
     if plan.text_source == "module":
-        text = prompts.module_text(p, plan.text_encoder, plan.guidance_scale)
+        text = prompts.module_text(p, plan.text_encoder, plan.kind, plan.guidance_scale, module_prompt)
     else:
-        text = prompts.host_text(p, c, uc, plan.guidance_scale)
+        text = prompts.host_text(p, c, uc, plan.kind, plan.guidance_scale, module_prompt)
     with runtime.on_device(plan.module) as module, torch.inference_mode():
         def forward(x_rows: torch.Tensor, emb_rows: torch.Tensor) -> torch.Tensor:
             return module(x_rows.to(module.device, module.dtype), emb_rows.to(module.device, module.dtype)).float()
 
         x0_hat = composable_x0(forward, x1.float().to(module.device), text.conds, text.row_weights,
-                               text.uncond, plan.guidance_scale)
+                               text.uncond, plan.guidance_scale, kind=module.kind)
     x0_hat = x0_hat.to(x.device, torch.float32).clone()  # leave inference mode: the host updates tensors in place
     strength = plan.args.strength
 
@@ -115,12 +129,24 @@ def write_start(p, plan: Plan, x: torch.Tensor, noise: torch.Tensor, c, uc) -> N
 
     plan.done.add(p.iteration)
     # A new dict: the X/Y/Z plot's cells share one (a shallow copy of p), so an update would leak into later cells.
-    p.extra_generation_params = {**p.extra_generation_params,
-                                 **infotext_params(plan.label, plan.guidance_scale, plan.args.text_source, strength)}
+    p.extra_generation_params = {
+        **p.extra_generation_params,
+        **infotext_params(plan.label, plan.guidance_scale, plan.args.text_source, strength, module_prompt),
+        TEXT_INFOTEXT: text_used(plan),
+    }
     if options.opt("timings"):
         where = f"t0 = {point.timestep}" if point.timestep is not None else f"σ0 = {point.sigma:.4g}"
         print(f"SingDiffusion: {plan.label} on {x.shape[0]} latents ({plan.text_source} text, {where}, "
               f"w = {plan.guidance_scale:g}, λ = {strength:g}) in {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def text_used(plan: Plan) -> str:
+    """What the module read its prompt with, for the infotext: the checkpoint's own conditioning, or its own encoder
+    (and the file it came from)."""
+    if plan.text_source == "host":
+        return "host"
+    source = getattr(plan.text_encoder, "source", None)
+    return f"module ({source})" if source else "module"
 
 
 def end_of_job(p) -> None:

@@ -15,8 +15,8 @@ from sing_webui.failure import SingDiffusionError
 from sing_webui.hosts import webui
 from sing_webui.sampler_start import FirstPoint
 
-__all__ = ["FirstPoint", "check_fits", "family", "first_point", "latent_channels", "resolve_text_source",
-           "sampler_kind"]
+__all__ = ["FirstPoint", "check_fits", "context_width", "family", "first_point", "latent_channels",
+           "resolve_text_source", "sampler_kind", "ztsnr_reason"]
 
 
 def family(sd_model) -> str:
@@ -27,17 +27,34 @@ def latent_channels(sd_model) -> int:
     return webui.latent_channels(sd_model)
 
 
+def context_width(sd_model) -> int | None:
+    """How wide the checkpoint's text conditioning is: what its UNet's cross-attention reads (768 SD-1, 1024 SD-2,
+    2048 SDXL); None for a model without such a UNet."""
+    unet = webui.unet(sd_model)
+    for name, layer in unet.named_modules() if unet is not None else ():
+        if name.endswith("attn2.to_k") and hasattr(layer, "in_features"):
+            return int(layer.in_features)
+    return None
+
+
 def check_fits(sd_model, module: SingModule, module_label: str) -> None:
-    """Refuse a host the module cannot serve, saying what to do instead."""
-    refusal = rules.fit_refusal(family(sd_model), latent_channels(sd_model), module.latent_channels, module_label)
+    """Refuse a host the module cannot serve, naming both sides and what to do instead."""
+    refusal = rules.fit_refusal(family(sd_model), latent_channels(sd_model), module.kind, module.latent_channels,
+                                module_label)
     if refusal:
         raise SingDiffusionError(refusal)
 
 
+def ztsnr_reason(p) -> str | None:
+    """Why the module does nothing on this generation's schedule (it reaches SNR 0 itself); None where it runs."""
+    last = float(webui.timestep_alphas_cumprod(p).reshape(-1)[-1])
+    return rules.ztsnr_reason(last, webui.ztsnr_marker(p.sd_model))
+
+
 def resolve_text_source(choice: str, sd_model, module: SingModule) -> str:
     try:
-        return rules.text_source(choice, family(sd_model), webui.text_width(sd_model), module.cross_attention_dim,
-                                 int(shared.opts.CLIP_stop_at_last_layers))
+        return rules.text_source(choice, family(sd_model), context_width(sd_model), module.kind,
+                                 module.cross_attention_dim, int(shared.opts.CLIP_stop_at_last_layers))
     except rules.RefusalError as refusal:
         raise SingDiffusionError(str(refusal)) from refusal
 

@@ -33,10 +33,13 @@ def row(entry: ModuleEntry, library: ModuleLibrary) -> dict[str, Any]:
         info = describe(entry.path)
     except Exception as error:  # a broken file is listed with the reason, so the user can fix or remove it
         return {**base, "hash": None, "latent_channels": None, "cross_attention_dim": None,
-                "size_bytes": None, "error": str(error)}
+                "size_bytes": None, "kind": None, "error": str(error)}
+    if info.module_kind.method == "oms" and entry.is_release_folder:
+        base["format"] = "One More Step release folder"
     return {**base, "hash": info.short_hash, "latent_channels": info.latent_channels,
             "cross_attention_dim": info.cross_attention_dim, "size_bytes": info.size_bytes,
-            "dtype": info.dtype, "has_text_encoder": info.has_text_encoder, "error": None}
+            "dtype": info.dtype, "has_text_encoder": info.has_text_encoder, "kind": info.module_kind.describe(),
+            "error": None}
 
 
 def rows(refresh: bool = False) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Settings > SingDiffusion, the folders modules are found in, and the CLIP-L files the module can use."""
+"""Settings > SingDiffusion, the folders modules are found in, and the text encoder files a module can use (SD-1.5's
+CLIP-L for clip_l modules, SD-2's OpenCLIP ViT-H for openclip_h ones)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ CLIP_L_KEYS = (
     "text_model.embeddings.token_embedding.weight",  # clip_l.safetensors as distributed
     "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",  # an SD-1.x checkpoint
 )
+# SD-2's OpenCLIP ViT-H: inside an SD-2.x checkpoint (open_clip layout), standalone in that layout, or a diffusers
+# SD-2 text_encoder/ (transformers layout, told from CLIP-L by its width).
+OPENCLIP_H_KEYS = ("cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight",
+                   "transformer.resblocks.0.attn.in_proj_weight")
+HF_TOKEN_EMBEDDING = "text_model.embeddings.token_embedding.weight"
+OPENCLIP_H_WIDTH = 1024
 DEVICE_CHOICES = ("webui", "cpu")
 PRECISION_CHOICES = ("auto", "fp16", "bf16", "fp32")
 MEMORY_CHOICES = ("keep on device", "move to CPU after use", "unload after use")
@@ -62,40 +69,89 @@ def default_module_name() -> str:
     return resolve.default_module_name(opt("default_module"), library().names())
 
 
-def clip_l_files() -> list[str]:
-    """CLIP-L text encoders in the usual model folders, as paths relative to the models folder."""
+@functools.lru_cache(maxsize=512)
+def header_shapes(path: str, _mtime_ns: int) -> dict[str, tuple[int, ...]]:
+    """A .safetensors file's tensor names and shapes (no data read), once per file version; {} if unreadable."""
     from safetensors import safe_open
 
-    found = []
+    try:
+        with safe_open(path, framework="pt") as file:
+            return {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}  # noqa: SIM118
+    except Exception:  # a broken or foreign file is simply not offered
+        return {}
+
+
+def shapes_of(path: Path) -> dict[str, tuple[int, ...]]:
+    return header_shapes(str(path), path.stat().st_mtime_ns)
+
+
+def is_clip_l(shapes: dict) -> bool:
+    return any(key in shapes for key in CLIP_L_KEYS)
+
+
+def is_openclip_h(shapes: dict) -> bool:
+    hf_width = shapes.get(HF_TOKEN_EMBEDDING, (0, 0))[-1]
+    return any(key in shapes for key in OPENCLIP_H_KEYS) or hf_width == OPENCLIP_H_WIDTH
+
+
+def text_files(accepts) -> list[str]:
+    """Text encoder files in the usual model folders whose header `accepts`, as paths relative to the models
+    folder."""
     models = Path(paths.models_path)
-    for folder in CLIP_FOLDERS:
-        for path in sorted((models / folder).glob("**/*.safetensors")) if (models / folder).is_dir() else []:
-            try:
-                with safe_open(str(path), framework="pt") as file:
-                    keys = set(file.keys())
-            except Exception:  # a broken or foreign file is simply not offered
-                continue
-            if any(key in keys for key in CLIP_L_KEYS):
-                found.append(path.relative_to(models).as_posix())
-    return found
+    files = [path for folder in CLIP_FOLDERS if (models / folder).is_dir()
+             for path in sorted((models / folder).glob("**/*.safetensors"))]
+    return [path.relative_to(models).as_posix() for path in files if accepts(shapes_of(path))]
 
 
-def clip_l_path() -> Path | None:
-    """The CLIP-L file chosen in Settings; None for Automatic. Only files under the models folder are accepted."""
-    choice = opt("clip_l")
+def clip_l_files() -> list[str]:
+    """CLIP-L text encoders in the usual model folders, as paths relative to the models folder."""
+    return text_files(is_clip_l)
+
+
+def openclip_h_files() -> list[str]:
+    """SD-2's OpenCLIP ViT-H text encoders (any SD-2.x checkpoint, a standalone file) in the usual model folders."""
+    return text_files(is_openclip_h)
+
+
+def chosen_file(key: str, what: str) -> Path | None:
+    """The file chosen in Settings for `key`; None for Automatic. Only files under the models folder are
+    accepted."""
+    choice = opt(key)
     if not choice or choice == CLIP_AUTO:
         return None
     models = Path(paths.models_path).resolve()
     path = (models / choice).resolve()
     if models not in path.parents or not path.is_file():
-        raise FileNotFoundError(f"SingDiffusion: the CLIP-L file {choice!r} chosen in Settings > SingDiffusion is not "
+        raise FileNotFoundError(f"SingDiffusion: the {what} file {choice!r} chosen in Settings > SingDiffusion is not "
                                 f"a file under {models}; choose another or Automatic")
     return path
+
+
+def clip_l_path() -> Path | None:
+    """The CLIP-L file chosen in Settings; None for Automatic."""
+    return chosen_file("clip_l", "CLIP-L text encoder")
+
+
+def openclip_h_path(width: int) -> Path | None:
+    """The OpenCLIP ViT-H file for openclip_h modules: the one chosen in Settings, else (Automatic) the first of the
+    webui's checkpoints, by title, that holds a ViT-H text tower `width` wide (the module's; an SD-2.x checkpoint),
+    told by its header (sing_core.text.find_text_encoder); None if there is none."""
+    chosen = chosen_file("openclip_h", "OpenCLIP ViT-H text encoder")
+    if chosen is not None:
+        return chosen
+    from modules import sd_models
+
+    from sing_core.kinds import OPENCLIP_H
+    from sing_core.text import find_text_encoder
+
+    infos = sorted(sd_models.checkpoints_list.values(), key=lambda info: info.title.lower())
+    return find_text_encoder(OPENCLIP_H, [info.filename for info in infos], width)
 
 
 DEFAULTS = {
     "singdiffusion_default_module": "",
     "singdiffusion_clip_l": CLIP_AUTO,
+    "singdiffusion_openclip_h": CLIP_AUTO,
     "singdiffusion_device": "webui",
     "singdiffusion_precision": "auto",
     "singdiffusion_memory": "keep on device",
@@ -118,6 +174,12 @@ def on_ui_settings() -> None:
         lambda: {"choices": [CLIP_AUTO, *clip_l_files()]}, refresh=lambda: None,
     ).info("SD-1.5's text encoder for the 'module' text source: a clip_l.safetensors or any SD-1.x checkpoint; "
            "Automatic: the one inside the module file, else the loaded SD-1 checkpoint's own"))
+    add("singdiffusion_openclip_h", option(
+        "singdiffusion_openclip_h", "OpenCLIP ViT-H text encoder file", gr.Dropdown,
+        lambda: {"choices": [CLIP_AUTO, *openclip_h_files()]}, refresh=lambda: None,
+    ).info("SD-2's text encoder, read by One More Step's openclip modules (oms_b_openclip_15_21, oms_b_openclip_xl) "
+           "with the 'module' text source: any SD-2.x checkpoint or a standalone file; Automatic: the first SD-2.x "
+           "checkpoint among your checkpoints (an SD-2.x checkpoint in use lends its own with 'auto')"))
     add("singdiffusion_device", option(
         "singdiffusion_device", "Device", gr.Radio, {"choices": DEVICE_CHOICES}).info("webui: where the UNet runs"))
     add("singdiffusion_precision", option(

@@ -11,11 +11,13 @@ from typing import Any
 
 from sing_core.args import PRESET_KEYS, SingArgs, split_module_label
 from sing_core.host_family import SERVED_FAMILIES, HostFamily, HostFamilyError, read_host_family
+from sing_core.kinds import ModuleKind
 from sing_core.library import UnknownModuleError
 from sing_core.presets import Preset, PresetError, PresetStore, apply_preset
 from sing_core.weights import CheckpointError
 
-LatentChannels = Callable[[str], int]  # a module's latent width by name (UnknownModuleError, CheckpointError)
+# A module's latent width and kind by name (UnknownModuleError, CheckpointError): what decides where it serves.
+ModuleFit = Callable[[str], tuple[int, ModuleKind]]
 
 
 class NotFoundError(LookupError):
@@ -31,12 +33,13 @@ def find(store: PresetStore, info) -> Preset | None:
     return found
 
 
-def refusal(preset: Preset, family: HostFamily, module_latent_channels: LatentChannels) -> str | None:
-    """Why the preset cannot be followed as saved on a checkpoint of that family; None when it can."""
+def refusal(preset: Preset, family: HostFamily, module_fit: ModuleFit) -> str | None:
+    """Why the preset cannot be followed as saved on a checkpoint of that family (its module's kind decides:
+    HostFamily.refusal); None when it can."""
     if not preset.values["enabled"]:
         return None
     try:
-        return family.refusal(module_latent_channels(preset.values["module"]))
+        return family.refusal(*module_fit(preset.values["module"]))
     except (UnknownModuleError, CheckpointError):  # prepare() reports the module itself, naming the fix
         return None if family.family in SERVED_FAMILIES else f"the checkpoint is {family.family}"
 
@@ -49,7 +52,7 @@ def follow(args: SingArgs, preset: Preset, why: str | None) -> tuple[SingArgs, s
 
 
 def apply(p, args: SingArgs, store: PresetStore, loaded_family: Callable[[Any], HostFamily],
-          module_latent_channels: LatentChannels) -> tuple[SingArgs, str | None]:
+          module_fit: ModuleFit) -> tuple[SingArgs, str | None]:
     """The args of a generation after its checkpoint's preset (p.sd_model.sd_checkpoint_info), where they follow
     it; a note for the console where the preset was not followed as saved."""
     if not args.follow_preset:
@@ -58,7 +61,7 @@ def apply(p, args: SingArgs, store: PresetStore, loaded_family: Callable[[Any], 
     preset = find(store, info) if info is not None else None
     if preset is None:
         return args, None
-    return follow(args, preset, refusal(preset, loaded_family(p.sd_model), module_latent_channels))
+    return follow(args, preset, refusal(preset, loaded_family(p.sd_model), module_fit))
 
 
 def checkpoint_family(info, model, loaded_family: Callable[[Any], HostFamily]) -> HostFamily:
@@ -70,14 +73,14 @@ def checkpoint_family(info, model, loaded_family: Callable[[Any], HostFamily]) -
 
 
 def panel_values(info, store: PresetStore, family: Callable[[], HostFamily],
-                 module_latent_channels: LatentChannels) -> tuple[dict[str, Any] | None, str]:
+                 module_fit: ModuleFit) -> tuple[dict[str, Any] | None, str]:
     """What the panel shows for a checkpoint while following: its preset as it will be applied (None without
     one), and a line saying so."""
     preset = find(store, info)
     if preset is None:
         return None, f"No preset for {info.title}: the panel's defaults."
     try:
-        why = refusal(preset, family(), module_latent_channels)
+        why = refusal(preset, family(), module_fit)
     except HostFamilyError:
         why = None  # a .ckpt not loaded yet: the generation decides on the loaded model
     followed, note = follow(SingArgs(), preset, why)
@@ -94,14 +97,14 @@ def panel_shows(preset_values: Mapping[str, Any] | None, panel_defaults: Mapping
 
 
 def checked_preset(title: str, values: Mapping[str, Any], family: Callable[[], HostFamily],
-                   module_latent_channels: LatentChannels) -> SingArgs:
+                   module_fit: ModuleFit) -> SingArgs:
     """A preset's values checked for saving on checkpoint `title`: ArgsError for bad values, UnknownModuleError for
     a module not installed, PresetError where it would enable the module on a checkpoint it cannot serve."""
     checked = SingArgs.from_dict(values, source=f"the preset for {title!r}", allowed=PRESET_KEYS)
     if checked.module or checked.enabled:
-        channels = module_latent_channels(checked.module)
+        fit = module_fit(checked.module)
         if checked.enabled:
-            why = family().refusal(channels)
+            why = family().refusal(*fit)
             if why:
                 raise PresetError(f"SingDiffusion: a preset cannot enable the module on {title}: {why}. "
                                   "Save it with enabled false, or choose a module made for this checkpoint.")

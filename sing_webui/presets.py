@@ -17,9 +17,10 @@ from typing import Any
 from modules import paths, sd_models
 
 from sing_core.args import SingArgs
+from sing_core.checkpoint import describe
 from sing_core.host_family import HostFamily
+from sing_core.kinds import ModuleKind
 from sing_core.presets import Preset, PresetStore
-from sing_core.weights import read_config, resolve
 from sing_webui import host, options, preset_rules
 from sing_webui.preset_rules import NotFoundError
 
@@ -43,8 +44,10 @@ def checkpoint_info(name: str | None):
     return sd_models.checkpoint_aliases.get(name)
 
 
-def module_latent_channels(name: str) -> int:
-    return read_config(resolve(options.find_module(name).path)).in_channels
+def module_fit(name: str) -> tuple[int, ModuleKind]:
+    """The module's latent width and kind, from its header and config (no tensor data)."""
+    info = describe(options.find_module(name).path)
+    return info.latent_channels, info.module_kind
 
 
 def loaded_family(sd_model) -> HostFamily:
@@ -58,7 +61,7 @@ def checkpoint_family(info) -> HostFamily:
 
 def apply(p, args: SingArgs) -> SingArgs:
     """The preset's values for the checkpoint of this generation when `args` follow it (hook.effective_args)."""
-    followed, note = preset_rules.apply(p, args, store(), loaded_family, module_latent_channels)
+    followed, note = preset_rules.apply(p, args, store(), loaded_family, module_fit)
     if note:
         print(f"SingDiffusion: {note}", flush=True)
     return followed
@@ -67,7 +70,7 @@ def apply(p, args: SingArgs) -> SingArgs:
 def panel_values(info) -> tuple[dict[str, Any] | None, str]:
     """What the panel shows for a checkpoint while following: its preset as it will be applied (None without
     one), and a line saying so."""
-    return preset_rules.panel_values(info, store(), lambda: checkpoint_family(info), module_latent_channels)
+    return preset_rules.panel_values(info, store(), lambda: checkpoint_family(info), module_fit)
 
 
 def save(checkpoint: str, values: dict[str, Any]) -> Preset:
@@ -78,7 +81,7 @@ def save(checkpoint: str, values: dict[str, Any]) -> Preset:
         raise NotFoundError(f"no checkpoint {checkpoint!r}; give a title, file name or hash as listed by "
                             "/sdapi/v1/sd-models (refresh checkpoints after copying one in)")
     info.calculate_shorthash()  # the key is the title with its hash, as the dropdown shows it once loaded
-    checked = preset_rules.checked_preset(info.title, values, lambda: checkpoint_family(info), module_latent_channels)
+    checked = preset_rules.checked_preset(info.title, values, lambda: checkpoint_family(info), module_fit)
     return store().put(info.title, info.shorthash, checked.preset())
 
 

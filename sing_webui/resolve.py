@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sing_core.args import FIELD_BY_KEY, FIELDS, ArgsError, SingArgs, check_value
+from sing_core.kinds import ModuleKind
 from sing_core.library import ModuleEntry, ModuleGoneError, ModuleLibrary, UnknownModuleError
 
 TITLE = "singdiffusion"  # the script's title, as the webui matches alwayson_scripts keys (case-insensitively)
@@ -34,9 +35,10 @@ def effective_args(script_args: Sequence[Any], follow: Callable[[SingArgs], Sing
     return args.replace(**overrides) if overrides else args
 
 
-def guidance_scale(args: SingArgs, cfg_scale: float) -> float:
-    """The module's guidance: its own, or the generation's CFG scale where it is 0 (follow)."""
-    return args.guidance_scale or cfg_scale
+def guidance_scale(args: SingArgs, cfg_scale: float, kind: ModuleKind | None = None) -> float:
+    """The module's guidance as its kind resolves it (ModuleKind.effective_guidance): its own, else for
+    SingDiffusion the generation's CFG scale (0 follows it), for One More Step its default 1."""
+    return (kind or ModuleKind()).effective_guidance(args.guidance_scale, cfg_scale)
 
 
 def request_args(request) -> list | None:

@@ -13,22 +13,27 @@ from collections.abc import Collection
 
 from sing_core.args import ArgsError
 from sing_core.compose import RowWeights, is_plain
+from sing_core.kinds import CLIP_L, OPENCLIP_H, SDXL_TEXT, TEXT_NAMES, ModuleKind
 from sing_core.library import ModuleEntry, ModuleGoneError
 
-SERVED_FAMILIES = ("SD-1.x", "SD-2.x")
-SUPPORTED = "SD-1.x and SD-2.x checkpoints (one 4-channel latent space, the scaled-linear schedule)"
 FILL_LATENT_NOISE, FILL_LATENT_NOTHING = 2, 3  # the webui's inpainting_fill values that start from nothing
+# The host family whose own conditioning is exactly the text a module kind reads (kinds.TEXT_KINDS).
+HOST_TEXT_FAMILY = {CLIP_L: "SD-1.x", OPENCLIP_H: "SD-2.x", SDXL_TEXT: "SDXL"}
+ZTSNR_ALPHA_CUMPROD = 1e-4  # ᾱ at the last timestep below this: the schedule reaches SNR 0 (SD's own is 0.0047)
 
 
 class RefusalError(ValueError):
     """What the request asked cannot be done here; the message names the cause and the fix."""
 
 
-def fit_refusal(family: str, latent_channels: int, module_latent_channels: int, module_label: str) -> str | None:
-    """Why the module cannot serve the loaded checkpoint, saying what to do instead; None when it can."""
-    if family not in SERVED_FAMILIES:
-        return (f"the loaded checkpoint is {family}; SingDiffusion modules serve {SUPPORTED}. Disable SingDiffusion "
-                "for this checkpoint or load an SD-1.x/2.x checkpoint.")
+def fit_refusal(family: str, latent_channels: int, kind: ModuleKind, module_latent_channels: int,
+                module_label: str) -> str | None:
+    """Why the module cannot serve the loaded checkpoint, naming both sides and what to do instead; None when it
+    can. Which families a module serves is its kind's (ModuleKind.refusal: the other latent family, SDXL refiner,
+    SD3, Flux, ... are refused)."""
+    why = kind.refusal(family)
+    if why:
+        return f"module {module_label} cannot serve the loaded checkpoint: {why}."
     if latent_channels != module_latent_channels:
         return (f"module {module_label} predicts {module_latent_channels}-channel latents but the loaded checkpoint "
                 f"uses {latent_channels}-channel latents. Choose a module made for this checkpoint or disable "
@@ -36,19 +41,38 @@ def fit_refusal(family: str, latent_channels: int, module_latent_channels: int, 
     return None
 
 
-def text_source(choice: str, family: str, host_text_width: int | None, module_width: int, clip_skip: int) -> str:
-    """"host" or "module" for the request's choice. auto: the host's own conditioning where it is the space the module
-    was trained in (SD-1's CLIP-L, the module's width, CLIP skip 1), so emphasis and embeddings count; else SD-1.5's
-    CLIP-L on the plain prompt. Refusal for "host" where the host's conditioning is not that space."""
-    fits = family == "SD-1.x" and host_text_width == module_width
-    if choice == "host" and not fits:
-        width = f"{host_text_width} wide" if host_text_width else "not a CLIP-L text encoder"
-        raise RefusalError(f"text source 'host' needs an SD-1.x checkpoint whose text encoder is {module_width} wide "
-                           f"like the module's; the loaded checkpoint is {family} and its text encoder is {width}. "
-                           "Use text source 'module' or 'auto'.")
+def text_source(choice: str, family: str, host_text_width: int | None, kind: ModuleKind, module_width: int,
+                clip_skip: int) -> str:
+    """"host" or "module" for the request's choice. The host's own conditioning is the module's text where the
+    checkpoint's family conditions on what the module reads (SD-1's CLIP-L for clip_l modules, SD-2's OpenCLIP
+    ViT-H for openclip_h, SDXL's two encoders for sdxl ones) at the module's width; for CLIP-L also at CLIP skip 1.
+    auto: host where it is that space, so emphasis and embeddings count; else the module's own encoder on the plain
+    prompt. An "sdxl" module has no encoder of its own: its text is the SDXL checkpoint's conditioning, whatever
+    the choice. Refusal for "host" (and for an sdxl module) where the host's conditioning is not that space."""
+    own_family = HOST_TEXT_FAMILY[kind.text]
+    fits = family == own_family and host_text_width == module_width
+    if (choice == "host" or kind.text == SDXL_TEXT) and not fits:
+        width = f"{host_text_width} wide" if host_text_width else "of no known width"
+        fix = ("Load an SDXL checkpoint for this module." if kind.text == SDXL_TEXT
+               else "Use text source 'module' or 'auto'.")
+        raise RefusalError(f"text source 'host' needs an {own_family} checkpoint whose text conditioning is "
+                           f"{module_width} wide like the module's ({TEXT_NAMES[kind.text]}); the loaded checkpoint "
+                           f"is {family} and its text conditioning is {width}. {fix}")
+    if kind.text == SDXL_TEXT:
+        return "host"
     if choice != "auto":
         return choice
-    return "host" if fits and clip_skip == 1 else "module"
+    return "host" if fits and (clip_skip == 1 or kind.text != CLIP_L) else "module"
+
+
+def ztsnr_reason(last_alpha_cumprod: float, marker: bool) -> str | None:
+    """Why the module does nothing on a checkpoint that already starts from zero terminal SNR (the webuis' "Zero
+    Terminal SNR" noise schedule, a checkpoint's ztsnr marker): its sampler's start is pure noise, which the module's
+    start would equal anyway. None where the schedule ends above SNR 0."""
+    if marker or last_alpha_cumprod < ZTSNR_ALPHA_CUMPROD:
+        return ("the checkpoint samples from zero terminal SNR (ᾱ at the last timestep "
+                f"{last_alpha_cumprod:.3g}), so it starts from pure noise itself and SingDiffusion did nothing")
+    return None
 
 
 def failure_status(error: Exception) -> int:
@@ -118,15 +142,19 @@ def skip_reason(p, img2img: bool, started: Collection[int]) -> str | None:
     return reason
 
 
-def needs_uncond(row_weights: RowWeights, guidance_scale: float) -> bool:
-    """The module needs the negative prompt under guidance (w > 1) and for AND-weighted sub-prompts."""
-    return guidance_scale > 1.0 or not is_plain(row_weights)
+def needs_uncond(row_weights: RowWeights, guidance_scale: float, kind: ModuleKind | None = None) -> bool:
+    """The module needs its unconditional side (the negative prompt, or "" for One More Step) under guidance (the
+    kind's needs_uncond: w > 1 for SingDiffusion, w ≠ 1 for OMS) and for AND-weighted sub-prompts."""
+    return (kind or ModuleKind()).needs_uncond(guidance_scale) or not is_plain(row_weights)
 
 
-def uncond_source(row_weights: RowWeights, guidance_scale: float, host_has_uncond: bool) -> str | None:
+def uncond_source(row_weights: RowWeights, guidance_scale: float, host_has_uncond: bool,
+                  kind: ModuleKind | None = None) -> str | None:
     """Where the host text source's negative rows come from: None (not needed), "host" (the webui's own uc), or
     "encode" (needed, but the webui computed none: Forge skips the negative prompt at CFG scale 1, so its encoder
     makes it, as A1111 would have for the request)."""
-    if not needs_uncond(row_weights, guidance_scale):
+    if not needs_uncond(row_weights, guidance_scale, kind):
         return None
+    if kind is not None and kind.uncond_is_empty_prompt:
+        return "encode"  # "" whatever the negative prompt: the webui's uc is the negative prompt's
     return "host" if host_has_uncond else "encode"

@@ -18,6 +18,7 @@ import torch
 from modules import shared
 
 from sing_core.checkpoint import load_module
+from sing_core.kinds import CLIP_L, OPENCLIP_H, TEXT_NAMES
 from sing_core.library import ModuleEntry
 from sing_core.module import SingModule
 from sing_webui import options
@@ -57,8 +58,8 @@ class Cache:
 class FileTextEncoder:
     """SD-1.5's CLIP-L from a file: plain prompts -> [N, 77, D], placed like the module for each use."""
 
-    def __init__(self, tokenizer, model: torch.nn.Module):
-        self.tokenizer, self.model = tokenizer, model
+    def __init__(self, tokenizer, model: torch.nn.Module, source: str = ""):
+        self.tokenizer, self.model, self.source = tokenizer, model, source
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         with on_device(self.model) as model, torch.inference_mode():
@@ -66,7 +67,7 @@ class FileTextEncoder:
 
 
 modules_cache = Cache(model_of=lambda module: module)
-text_cache = Cache(model_of=lambda encoder: encoder.model)
+text_cache = Cache(model_of=lambda encoder: encoder.model)  # one text encoder at a time, of whichever kind
 
 
 def target_device() -> torch.device:
@@ -123,6 +124,63 @@ def unload() -> None:
 
 
 def get_text_encoder(module: SingModule, module_path: Path) -> TextEncoder:
+    """The module's own text encoder, for the 'module' text source, by the text its kind reads: SD-1.5's CLIP-L
+    (clip_l_encoder) or SD-2's OpenCLIP ViT-H (openclip_h_encoder). An "sdxl" module reads the SDXL checkpoint's
+    own conditioning (rules.text_source never picks 'module' for it)."""
+    if module.kind.text == OPENCLIP_H:
+        return openclip_h_encoder(module, module_path)
+    if module.kind.text != CLIP_L:
+        raise LookupError(f"a module reading {TEXT_NAMES[module.kind.text]} has no text encoder of its own: it reads "
+                          "the SDXL checkpoint's conditioning; load an SDXL checkpoint")
+    return clip_l_encoder(module, module_path)
+
+
+class OpenedTextEncoder:
+    """sing_core.text.open_text_encoder's encoder as a TextEncoder: plain prompts -> [N, 77, D]."""
+
+    def __init__(self, encoder, source: str):
+        self.encoder, self.source = encoder, source  # source: the file's name, for the infotext
+        self.model = encoder if isinstance(encoder, torch.nn.Module) else getattr(encoder, "model", None)
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.encoder.encode(list(prompts)).float().clone()
+
+
+def openclip_h_encoder(module: SingModule, module_path: Path) -> TextEncoder:
+    """SD-2's OpenCLIP ViT-H from the file chosen in Settings, else (Automatic) an SD-2.x checkpoint of the user's
+    at the module's width; a LookupError (422) naming what to download or choose where there is none. Tokens as
+    the host's own SD-2 tokenizer gives them (webui.OPENCLIP_H_TOKENIZER; "!" padding), with an OMS release's own
+    oms_tokenizer/ files where the encoder has no tokenizer/ beside it."""
+    from sing_core.text import open_text_encoder
+
+    width = module.cross_attention_dim
+    path = options.openclip_h_path(width)
+    if path is None:
+        raise LookupError(
+            f"the module reads {TEXT_NAMES[OPENCLIP_H]} and no such text encoder {width} wide was found: put an "
+            "SD-2.x checkpoint (e.g. stabilityai/stable-diffusion-2-1's v2-1_768-ema-pruned.safetensors) among your "
+            "checkpoints, or choose a ViT-H file in Settings > SingDiffusion > OpenCLIP ViT-H text encoder file; "
+            "or load an SD-2.x checkpoint and use text source 'auto'")
+    own_tokenizer = module_path / "oms_tokenizer"
+    tokenizer = own_tokenizer if (own_tokenizer / "vocab.json").is_file() else None
+    device = target_device()
+    dtype = target_dtype(device)
+
+    def load() -> OpenedTextEncoder:
+        started = time.perf_counter()
+        encoder = open_text_encoder(OPENCLIP_H, path, device=device, dtype=dtype, tokenizer=tokenizer,
+                                    pipeline=webui.OPENCLIP_H_TOKENIZER,
+                                    expected_hidden_size=width)
+        print(f"SingDiffusion: loaded the OpenCLIP ViT-H text encoder of {path} ({dtype}, {device}) in "
+              f"{time.perf_counter() - started:.2f}s", flush=True)
+        return OpenedTextEncoder(encoder, path.name)
+
+    key = (OPENCLIP_H, str(path), path.stat().st_mtime_ns, str(tokenizer), str(device), dtype)
+    return text_cache.get(key, load)
+
+
+def clip_l_encoder(module: SingModule, module_path: Path) -> TextEncoder:
     """SD-1.5's CLIP-L for the 'module' text source: from Settings, else inside the module file, else the loaded
     SD-1 checkpoint's own. The tokenizer is ours; its vocabulary comes from a package the webui already has."""
     from sing_core.checkpoint import describe
@@ -137,7 +195,7 @@ def get_text_encoder(module: SingModule, module_path: Path) -> TextEncoder:
 
     def load() -> FileTextEncoder:
         model = load_text_encoder(chosen, device="cpu", dtype=dtype, expected_hidden_size=module.cross_attention_dim)
-        return FileTextEncoder(ClipTokenizer.find(), model)
+        return FileTextEncoder(ClipTokenizer.find(), model, chosen.name)
 
     return text_cache.get((str(chosen), chosen.stat().st_mtime_ns, str(target_device()), dtype), load)
 

@@ -49,6 +49,10 @@ def build(script, is_img2img: bool) -> list:
         f = field["strength"]
         strength = gr.Slider(label=f.label, minimum=f.minimum, maximum=f.maximum, step=0.05, value=f.default,
                              elem_id=script.elem_id("strength"))
+        f = field["module_prompt"]
+        # Its hint comes from javascript/singdiffusion.js like the other controls'.
+        module_prompt = gr.Textbox(label=f.label, lines=1, placeholder="empty: the prompt",
+                                   elem_id=script.elem_id("module_prompt"))
         with FormRow():
             text_source = gr.Radio(label=field["text_source"].label, choices=list(field["text_source"].choices),
                                    value=field["text_source"].default, elem_id=script.elem_id("text_source"))
@@ -65,7 +69,8 @@ def build(script, is_img2img: bool) -> list:
         checkpoint = gr.Textbox(visible=False, elem_id=script.elem_id("checkpoint"))
 
     components = {"enabled": enabled, "module": module, "guidance_scale": guidance_scale,
-                  "text_source": text_source, "follow_preset": follow_preset, "strength": strength}
+                  "text_source": text_source, "follow_preset": follow_preset, "strength": strength,
+                  "module_prompt": module_prompt}
     values = [components[key] for key in PRESET_KEYS]
     save_inputs, load_inputs = [*values, checkpoint], [follow_preset, checkpoint]
     save.click(fn=preset_ui.save, _js=preset_ui.with_checkpoint(save_inputs), inputs=save_inputs,

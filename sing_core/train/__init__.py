@@ -2,8 +2,9 @@
 the frozen encoders and the launch are sing_train's)."""
 
 from sing_core.train.checkpoint import load_train_state, save_train_state
-from sing_core.train.loop import Parallel, Progress, TrainConfig, TrainState, train_x0_predictor
+from sing_core.train.loop import Parallel, Progress, TrainConfig, Training, TrainState, train_x0_predictor
 
 __all__ = [
-    "Parallel", "Progress", "TrainConfig", "TrainState", "load_train_state", "save_train_state", "train_x0_predictor",
+    "Parallel", "Progress", "TrainConfig", "TrainState", "Training", "load_train_state", "save_train_state",
+    "train_x0_predictor",
 ]

@@ -139,7 +139,7 @@ class _OneProcess:
         return tensor
 
 
-def _own_row(tensor: torch.Tensor, parallel: Parallel, what: str) -> torch.Tensor:
+def own_row(tensor: torch.Tensor, parallel: Parallel, what: str) -> torch.Tensor:
     if parallel.world_size == 1 and tensor.ndim == 1:
         return tensor
     if tensor.ndim != 2 or tensor.shape[0] != parallel.world_size:
@@ -223,6 +223,91 @@ class _Stepper:
         return self.parallel.mean(step_loss)
 
 
+class Training:
+    """The live objects of one run (model, AdamW, fp16 loss scaler, EMA, the loop's generator, step, losses) and the
+    loop over them. A caller that checkpoints through another library (sing_train: accelerate's save_state) registers
+    these objects with it and either calls seed() for a fresh run or restores them, then run()."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, parallel: Parallel | None = None):
+        if config.steps < 1:
+            raise ValueError(f"train_x0_predictor: steps={config.steps}; need at least 1")
+        self.model, self.config = model, config
+        self.parallel = parallel if parallel is not None else _OneProcess()
+        self.stepper = _Stepper(model, config, self.parallel)
+        self.optimizer, self.scaler = self.stepper.optimizer, self.stepper.scaler
+        self.ema = None if config.ema_decay is None else _Ema(model, config.ema_decay)
+        self.generator = torch.Generator()
+        self.step, self.losses = 0, []
+
+    def seed(self) -> None:
+        """A fresh run: every random draw from config.seed (rank 0 keeps the one-process seed)."""
+        seed = self.config.seed + self.parallel.rank * RANK_SEED_STRIDE
+        self.generator.manual_seed(seed)
+        torch.manual_seed(seed)
+
+    def load(self, resume: TrainState) -> None:
+        """Continue from a TrainState (sing_core.train.checkpoint's file)."""
+        if resume.step > self.config.steps:
+            raise ValueError(
+                f"train_x0_predictor: resume state is at step {resume.step}, past steps={self.config.steps}"
+            )
+        self.step, self.losses = resume.step, list(resume.losses)
+        self.model.load_state_dict(resume.model)
+        self.optimizer.load_state_dict(resume.optimizer)
+        self.generator.set_state(own_row(resume.generator, self.parallel, "generator"))
+        torch.set_rng_state(own_row(resume.torch_rng, self.parallel, "torch RNG"))
+        if self.scaler is not None and resume.grad_scaler:
+            self.scaler.load_state_dict(resume.grad_scaler)
+        if self.ema is not None:
+            self.ema.load(resume.ema if resume.ema is not None else resume.model, resume.step)
+
+    def state(self) -> TrainState:
+        """The run as it stands; called on every process (the RNG rows are gathered collectively)."""
+        return TrainState(
+            step=self.step,
+            model={k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            optimizer=self.optimizer.state_dict(),
+            generator=self.parallel.stack(self.generator.get_state()),
+            torch_rng=self.parallel.stack(torch.get_rng_state()),
+            losses=list(self.losses),
+            grad_scaler=None if self.scaler is None else self.scaler.state_dict(),
+            ema=None if self.ema is None else self.ema.state(),
+        )
+
+    def run(
+        self,
+        sample_batch: SampleBatch,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_checkpoint: Callable[[TrainState], None] | None = None,
+    ) -> TrainState:
+        config, parallel = self.config, self.parallel
+        self.model.train()
+        start, first_step, window = time.perf_counter(), self.step, []
+        while self.step < config.steps:
+            lr = config.lr_at(self.step)
+            self.losses.append(self.stepper(sample_batch, self.generator, self.step, lr))
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.step += 1
+            step = self.step
+            window.append(self.losses[-1])
+            if on_progress is not None and (step % config.progress_every == 0 or step == config.steps):
+                elapsed = time.perf_counter() - start
+                eta = elapsed / (step - first_step) * (config.steps - step)
+                rate = self.stepper.samples / elapsed if elapsed > 0 else 0.0
+                loss = sum(window) / len(window)
+                on_progress(Progress(step, config.steps, loss, lr, elapsed, eta, rate, parallel.world_size))
+                window = []
+            if on_checkpoint is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
+                on_checkpoint(self.state())
+        self.model.eval()
+        final = self.state()
+        if on_checkpoint is not None and not (config.checkpoint_every and self.step % config.checkpoint_every == 0):
+            on_checkpoint(final)
+        return final
+
+
 def train_x0_predictor(
     model: nn.Module,
     sample_batch: SampleBatch,
@@ -243,61 +328,9 @@ def train_x0_predictor(
     With `parallel`, every process calls this with its own batch source; on_progress and on_checkpoint are called on
     every process (the states are gathered collectively), and the caller writes files on one.
     """
-    if config.steps < 1:
-        raise ValueError(f"train_x0_predictor: steps={config.steps}; need at least 1")
-    parallel = parallel if parallel is not None else _OneProcess()
-    stepper = _Stepper(model, config, parallel)
-    ema = None if config.ema_decay is None else _Ema(model, config.ema_decay)
-    generator = torch.Generator()
+    training = Training(model, config, parallel)
     if resume is None:
-        step, losses = 0, []
-        generator.manual_seed(config.seed + parallel.rank * RANK_SEED_STRIDE)
-        torch.manual_seed(config.seed + parallel.rank * RANK_SEED_STRIDE)
+        training.seed()
     else:
-        if resume.step > config.steps:
-            raise ValueError(f"train_x0_predictor: resume state is at step {resume.step}, past steps={config.steps}")
-        step, losses = resume.step, list(resume.losses)
-        model.load_state_dict(resume.model)
-        stepper.optimizer.load_state_dict(resume.optimizer)
-        generator.set_state(_own_row(resume.generator, parallel, "generator"))
-        torch.set_rng_state(_own_row(resume.torch_rng, parallel, "torch RNG"))
-        if stepper.scaler is not None and resume.grad_scaler:
-            stepper.scaler.load_state_dict(resume.grad_scaler)
-        if ema is not None:
-            ema.load(resume.ema if resume.ema is not None else resume.model, resume.step)
-
-    def state() -> TrainState:
-        return TrainState(
-            step=step,
-            model={k: v.detach().clone() for k, v in model.state_dict().items()},
-            optimizer=stepper.optimizer.state_dict(),
-            generator=parallel.stack(generator.get_state()),
-            torch_rng=parallel.stack(torch.get_rng_state()),
-            losses=list(losses),
-            grad_scaler=None if stepper.scaler is None else stepper.scaler.state_dict(),
-            ema=None if ema is None else ema.state(),
-        )
-
-    model.train()
-    start, first_step, window = time.perf_counter(), step, []
-    while step < config.steps:
-        lr = config.lr_at(step)
-        losses.append(stepper(sample_batch, generator, step, lr))
-        if ema is not None:
-            ema.update(model)
-        step += 1
-        window.append(losses[-1])
-        if on_progress is not None and (step % config.progress_every == 0 or step == config.steps):
-            elapsed = time.perf_counter() - start
-            eta = elapsed / (step - first_step) * (config.steps - step)
-            rate = stepper.samples / elapsed if elapsed > 0 else 0.0
-            loss = sum(window) / len(window)
-            on_progress(Progress(step, config.steps, loss, lr, elapsed, eta, rate, parallel.world_size))
-            window = []
-        if on_checkpoint is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
-            on_checkpoint(state())
-    model.eval()
-    final = state()
-    if on_checkpoint is not None and not (config.checkpoint_every and step % config.checkpoint_every == 0):
-        on_checkpoint(final)
-    return final
+        training.load(resume)
+    return training.run(sample_batch, on_progress=on_progress, on_checkpoint=on_checkpoint)

@@ -6,8 +6,8 @@ One process: `python -m sing_core train ...`; many: `accelerate launch [flags] -
 `torchrun --nproc_per_node N -m sing_core train ...` (--batch-size is per process).
 
 Writes OUT/NAME.safetensors (the module, config and kind in its metadata; the EMA weights with --ema-decay, the raw
-ones then in OUT/NAME-raw.safetensors), OUT/train_state.safetensors (to resume: a rerun with the same --out continues
-where it stopped) and OUT/run.json.
+ones then in OUT/NAME-raw.safetensors), OUT/checkpoints/checkpoint-STEP/ (accelerate's save_state, to resume: a rerun
+with the same --out continues from the newest) and OUT/run.json.
 """
 
 from __future__ import annotations
@@ -127,8 +127,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps (and at the end)")
     train.add_argument("--progress-every", type=int, default=10, help="progress line every N steps")
-    train.add_argument("--resume", type=Path, help="a train_state.safetensors (default: the one in --out)")
-    train.add_argument("--restart", action="store_true", help="ignore a train state in --out and start over")
+    train.add_argument(
+        "--checkpoints-total-limit",
+        type=int,
+        help="keep only the newest N checkpoints in OUT/checkpoints (default: all)",
+    )
+    train.add_argument(
+        "--resume", type=Path, help="a checkpoint folder OUT/checkpoints/checkpoint-STEP (default: the newest in --out)"
+    )
+    train.add_argument(
+        "--restart", action="store_true", help="delete the checkpoints in --out and start over"
+    )
     train.add_argument(
         "--bundle-text-encoder",
         action="store_true",
@@ -152,6 +161,7 @@ def spec_from_args(args: argparse.Namespace):
         ("--data-workers", args.data_workers, 0),
         ("--min-size", args.min_size, 0),
         ("--warmup-steps", args.warmup_steps, 0),
+        ("--checkpoints-total-limit", 1 if args.checkpoints_total_limit is None else args.checkpoints_total_limit, 1),
     ):
         if value < minimum:
             raise TrainError(f"{flag} {value}: use at least {minimum}")
@@ -192,6 +202,7 @@ def spec_from_args(args: argparse.Namespace):
         device=args.device,
         resume=args.resume,
         restart=args.restart,
+        checkpoints_total_limit=args.checkpoints_total_limit,
         bundle_text_encoder=args.bundle_text_encoder,
         half=args.half,
         text_cache=not args.no_text_cache,

@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterator
 import torch
 from modules import devices, lowvram, shared
 
+from sing_core.text.pretokenize import OPEN_CLIP
+
 NAME = "AUTOMATIC1111"
+# The tokenizer SD-2 checkpoints get here (open_clip's SimpleTokenizer): a typed "!" stays the word "!", where
+# transformers' tokenizer with "!" as its pad token turns it into the pad id. The module's ViT-H text follows the host.
+OPENCLIP_H_TOKENIZER = OPEN_CLIP
 
 
 def family(sd_model) -> str:
@@ -22,10 +27,19 @@ def family(sd_model) -> str:
     return type(sd_model).__name__
 
 
+def unet(sd_model):
+    """The UNet (ldm's or, for SDXL, sgm's openaimodel.UNetModel); None for a model without one."""
+    return getattr(getattr(sd_model, "model", None), "diffusion_model", None)
+
+
 def latent_channels(sd_model) -> int:
     # The UNet's output is the latent; sd_model.latent_channels defaults to 4 for any model the webui does not know.
-    unet = getattr(getattr(sd_model, "model", None), "diffusion_model", None)
-    return int(getattr(unet, "out_channels", getattr(sd_model, "latent_channels", 4)))
+    return int(getattr(unet(sd_model), "out_channels", getattr(sd_model, "latent_channels", 4)))
+
+
+def ztsnr_marker(_sd_model) -> bool:
+    """v1.10.1 reads no ztsnr marker from checkpoints; its "Zero Terminal SNR" option shows in the schedule."""
+    return False
 
 
 def clip_l_transformer(sd_model):

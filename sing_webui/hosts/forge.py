@@ -21,7 +21,11 @@ from backend.diffusion_engine.sd35 import StableDiffusion3
 from backend.diffusion_engine.sdxl import StableDiffusionXL, StableDiffusionXLRefiner
 from backend.patcher.base import ModelPatcher
 
+from sing_core.text.pretokenize import TRANSFORMERS4_FTFY
+
 NAME = "Forge"
+# Forge's SD-2 text goes through transformers' CLIPTokenizer (ftfy, "!" as the pad token, also where typed).
+OPENCLIP_H_TOKENIZER = TRANSFORMERS4_FTFY
 # Checked in order; a model Forge loads but none of these names (a later engine) is named by its class.
 FAMILIES = ((StableDiffusion, "SD-1.x"), (StableDiffusion2, "SD-2.x"), (StableDiffusionXLRefiner, "SDXL refiner"),
             (StableDiffusionXL, "SDXL"), (StableDiffusion3, "SD3"), (Chroma, "Chroma"), (Flux, "Flux"))
@@ -38,11 +42,16 @@ def unet_model(sd_model):
     return getattr(getattr(getattr(sd_model, "forge_objects", None), "unet", None), "model", None)
 
 
+def unet(sd_model):
+    """The UNet (backend.nn.unet.IntegratedUNet2DConditionModel); None for a model without one (Flux, SD3)."""
+    return getattr(unet_model(sd_model), "diffusion_model", None)
+
+
 def latent_channels(sd_model) -> int:
     # The UNet's output is the latent (an SD-1 UNet with 8 channels loads beside the fixed 4-channel VAE).
-    unet = getattr(unet_model(sd_model), "diffusion_model", None)
-    if hasattr(unet, "out_channels"):
-        return int(unet.out_channels)
+    found = unet(sd_model)
+    if hasattr(found, "out_channels"):
+        return int(found.out_channels)
     return int(getattr(getattr(getattr(sd_model, "forge_objects", None), "vae", None), "latent_channels", 4))
 
 
@@ -75,6 +84,11 @@ def clip_l(sd_model) -> Callable[[torch.Tensor], torch.Tensor] | None:
             engine.clip_skip = clip_skip
 
     return encode
+
+
+def ztsnr_marker(sd_model) -> bool:
+    """The checkpoint's ztsnr key (backend/loader.py sets model_config.ztsnr; processing then rescales the sigmas)."""
+    return bool(getattr(getattr(sd_model, "model_config", None), "ztsnr", False))
 
 
 def timestep_alphas_cumprod(p) -> torch.Tensor:

@@ -52,8 +52,9 @@ def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, no_pre
     assert state["guidance"] == 0
     assert state["strength"] == 1
     assert state["text_source"] == "auto"
+    assert state["module_prompt"] == ""
     expected = ("SingDiffusion", "Module", "Module guidance", "Module strength", "Text encoder",
-                "Follow the preset for this checkpoint")
+                "Follow the preset for this checkpoint", "Module prompt")
     assert set(expected) <= set(panel_texts(page, tab, "span", "innerText"))
     # hints: javascript/singdiffusion.js's on labels (hints.js applies them a second after the page settles),
     # Python's tooltip= on buttons
@@ -65,9 +66,15 @@ def test_the_panel_is_in_both_tabs_closed_and_off(page, tab, sing_module, no_pre
 def test_toggling_the_panel_and_generating(page, sing_module, no_presets):
     state = open_panel(page, "txt2img")
     assert state["follow"] is False  # a change by hand: what is shown is what is used
+    typed = page.find(panel_id("txt2img", "module_prompt"), "textarea")
+    typed.send_keys("red car")
+    typed.send_keys("\t")  # gradio takes the value on change
     infotext = generate(page)
     assert f"SingDiffusion: {sing_module.name} [" in infotext
+    assert "SingDiffusion module prompt: red car" in infotext
     page.screenshot("panel.png", panel_id("txt2img"))
+    typed.clear()
+    typed.send_keys(" \b\t")
     page.click(panel_id("txt2img"), ".label-wrap")
     wait_panel(page, "txt2img", "after closing the panel", enabled=False)
     assert "SingDiffusion" not in generate(page)

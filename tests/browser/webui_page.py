@@ -25,6 +25,7 @@ return {
   guidance: parseFloat(q('guidance_scale input[type=number]').value),
   strength: parseFloat(q('strength input[type=number]').value),
   text_source: (q('text_source input:checked') || {}).value,
+  module_prompt: q('module_prompt textarea').value,
   status: q('preset_status').innerText.trim(),
 };
 """

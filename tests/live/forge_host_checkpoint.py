@@ -88,8 +88,10 @@ def build_clip_l(repo: Path) -> torch.nn.Module:
 
 def clip_g_open_clip_keys() -> dict[str, torch.Tensor]:
     """SDXL's CLIP-G (32 layers, width 1280, MLP 5120) in the open_clip layout SDXL checkpoints use, all zeros
-    but the layer norms' scales, in fp16: Forge's loader needs every key (its layers have no weight until loaded),
-    and a zero text tower gives finite zeros, which is all the refusal test needs of it."""
+    but the layer norms' scales and the positional embedding, in fp16: Forge's loader needs every key (its layers
+    have no weight until loaded). With zero layers the hidden states are the positional embedding, carried by the
+    residual stream: random, so that its mean is not 0 (the webui's emphasis divides by the conditioning's mean, and a
+    zero tower gave NaN crossattn rows)."""
     width, mlp = 1280, 5120
 
     def zeros(*shape):
@@ -98,7 +100,8 @@ def clip_g_open_clip_keys() -> dict[str, torch.Tensor]:
     def ones(*shape):
         return torch.ones(*shape, dtype=torch.float16)
 
-    keys = {"token_embedding.weight": zeros(49408, width), "positional_embedding": zeros(77, width),
+    positional = (torch.randn(77, width) * 0.5 + 0.2).to(torch.float16)
+    keys = {"token_embedding.weight": zeros(49408, width), "positional_embedding": positional,
             "ln_final.weight": ones(width), "ln_final.bias": zeros(width), "text_projection": zeros(width, width)}
     for layer in range(CLIP_G_LAYERS):
         block = f"transformer.resblocks.{layer}."

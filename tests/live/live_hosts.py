@@ -121,9 +121,7 @@ class LiveHost:
         command = [str(self.python), str(LIVE_DIR / self.builder), "--out-dir", str(out_dir), "--name", name,
                    "--seed", str(seed), "--latent-channels", str(latent_channels)]
         if self.key == "a1111":
-            if family != "sd15":
-                raise ValueError(f"the {self.title} builder makes SD-1 checkpoints only, not {family}")
-            return [*command, "--webui-dir", str(self.root), "--text-width", str(text_width)]
+            return [*command, "--webui-dir", str(self.root), "--text-width", str(text_width), "--family", family]
         if text_width != self.text_width:
             raise ValueError(f"{self.title} recognises SD-1.5 by its 768-wide text encoder only, not {text_width}")
         return [*command, "--forge-dir", str(self.root), "--family", family]

@@ -22,6 +22,12 @@ class Capture:
     text_uncond: torch.Tensor
 
 
+def host_rows(webui, prompts: list[str]) -> torch.Tensor:
+    """The loaded checkpoint's own conditioning rows of plain prompts (SDXL: the crossattn part)."""
+    answer = webui.post("/singdiffusion-probe/encode", list(prompts))
+    return load(base64.b64decode(answer["tensors"]))["rows"]
+
+
 def reset(webui) -> None:
     webui.post("/singdiffusion-probe/reset")
 

@@ -122,7 +122,7 @@ def test_presets_put_get_delete_with_an_encoded_title(webui, host_checkpoint, no
     saved = webui.request("PUT", f"{API}/presets/{quoted(title)}", {"enabled": True, "guidance_scale": 2.5,
                                                                     "strength": 0.5})
     assert saved == {"checkpoint": title, "checkpoint_hash": title[-11:-1], "enabled": True, "module": "",
-                     "guidance_scale": 2.5, "text_source": "auto", "strength": 0.5}
+                     "guidance_scale": 2.5, "text_source": "auto", "strength": 0.5, "module_prompt": ""}
     listing = webui.get(f"{API}/presets")
     assert listing["presets"][title]["guidance_scale"] == 2.5
     assert listing["checkpoint_in_use"] == title

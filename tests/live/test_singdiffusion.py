@@ -105,14 +105,28 @@ def test_the_sampler_starts_exactly_at_the_ddim_step_from_the_module(webui, sing
     assert not any(np.array_equal(a, b) for a, b in zip(on.images, off.images, strict=True))
 
 
-@pytest.mark.parametrize("option", [{"sgm_noise_multiplier": True}, {"sd_noise_schedule": "Zero Terminal SNR"}])
-def test_sampler_options_that_move_the_first_point(webui, sing_module, option):
+def test_the_sgm_noise_multiplier_moves_the_first_point(webui, sing_module):
     probe.reset(webui)
-    with webui.temporary_options(**option):
+    with webui.temporary_options(sgm_noise_multiplier=True):
         webui.txt2img(prompt="a cube", seed=32, cfg_scale=4.0, **sing(True, sing_module.name, 0.0, "host"))
     (capture,) = probe.captures(webui)
     torch.testing.assert_close(capture.x, expected_first_input(capture, sing_module.folder, 4.0),
                                rtol=1e-4, atol=1e-3 * max(1.0, float(capture.sigma[0]) / 14.6))
+
+
+def test_the_zero_terminal_snr_schedule_starts_from_noise_itself_and_skips_the_module(webui, webui_log, sing_module):
+    """"Zero Terminal SNR" rescales the schedule to ᾱ ≈ 0 at its end: the sampler starts from pure noise, which the
+    module's start would equal; the module does nothing, and the console and infotext say why."""
+    probe.reset(webui)
+    settings = {"prompt": "a cube", "seed": 32, "cfg_scale": 4.0}
+    with webui.temporary_options(sd_noise_schedule="Zero Terminal SNR"):
+        skipped = webui.txt2img(**settings, **sing(True, sing_module.name, 0.0, "host"))
+        plain = webui.txt2img(**settings)
+    first, _ = probe.captures(webui)
+    torch.testing.assert_close(first.x, first.sigma.view(-1, 1, 1, 1) * first.noise)  # the host's own start
+    assert np.array_equal(skipped.image, plain.image)
+    assert "SingDiffusion skipped:" in skipped.info["infotexts"][0]
+    webui_log.wait_for("samples from zero terminal SNR")
 
 
 def test_at_cfg_scale_1_the_module_uses_the_prompt_alone_and_a_guidance_of_its_own_the_negative_prompt(

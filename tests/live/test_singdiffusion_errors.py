@@ -32,7 +32,7 @@ def test_a_module_for_other_latents_is_refused(webui, build_sing_module):
 
 def test_a_module_of_another_text_width_is_refused_for_each_text_source(webui, build_sing_module):
     module = build_sing_module("tiny-sing-48", cross_attention_dim=48)
-    assert "text source 'host' needs an SD-1.x checkpoint whose text encoder is 48 wide" in refused(
+    assert "text source 'host' needs an SD-1.x checkpoint whose text conditioning is 48 wide" in refused(
         webui, True, module.name, 0.0, "host")
     detail = refused(webui, True, module.name, 0.0, "auto")  # auto falls back to the module's own CLIP-L
     assert "needs SD-1.5's CLIP-L text encoder (48 wide)" in detail
@@ -63,22 +63,19 @@ def test_a_checkpoint_with_other_latents_is_refused_before_sampling(webui, eight
         webui.use_checkpoint(host_checkpoint.name)
 
 
-@pytest.mark.skipif(HOST is not None and HOST.key != "forge",
-                    reason="A1111 builds an SDXL model from its full-size config whatever the file holds (a 2.6 B "
-                           "parameter UNet, 10 GB in fp32 on the CPU), so no reduced SDXL checkpoint loads there; "
-                           "tests/unit/test_webui_rules.py covers the refusal of the family")
-def test_an_sdxl_checkpoint_is_refused_with_what_to_do(webui, build_host_checkpoint, host_checkpoint, sing_module,
-                                                       no_presets):
-    """A reduced SDXL that Forge detects and loads as SDXL (its is_sdxl flag set, as for Flux and Chroma the family
-    comes from the engine's class): the request fails with the reason and the fix, before any sampling; a preset
-    cannot enable the module on it, loaded or not."""
+def test_an_sd_module_on_an_sdxl_checkpoint_is_refused_with_what_to_do(webui, build_host_checkpoint, host_checkpoint,
+                                                                        sing_module, no_presets):
+    """A reduced SDXL the host detects and loads as SDXL: an SD-1.x/2.x-latent module is refused with the reason
+    and the fix, before any sampling; a preset cannot enable it there, loaded or not. (SDXL modules serve it:
+    test_sdxl_oms.py.)"""
     sdxl = build_host_checkpoint("tiny-sdxl", family="sdxl")
-    assert sdxl.report["detected_as"] == "SDXL"
+    if HOST.key == "forge":
+        assert sdxl.report["detected_as"] == "SDXL"
     webui.refresh_checkpoints()
     preset_url = f"/singdiffusion/v1/presets/{urllib.parse.quote(sdxl.name, safe='')}"
     with pytest.raises(WebuiApiError) as unloaded:  # read from the file's header
         webui.request("PUT", preset_url, {"enabled": True, "module": sing_module.name})
-    assert "the checkpoint is SDXL" in unloaded.value.body["detail"]
+    assert "the module predicts SD-1.x/2.x latents and the checkpoint is SDXL" in unloaded.value.body["detail"]
     webui.use_checkpoint(sdxl.name)
     try:
         # Live previews "Approx NN" (the default) would download the webui's SDXL approximation model before any
@@ -87,8 +84,9 @@ def test_an_sdxl_checkpoint_is_refused_with_what_to_do(webui, build_host_checkpo
             webui.txt2img(prompt="a cube", seed=55, **sing(True, sing_module.name))
         assert refused.value.status == 422
         detail = refused.value.body["detail"]
-        assert "the loaded checkpoint is SDXL; SingDiffusion modules serve SD-1.x and SD-2.x checkpoints" in detail
-        assert "Disable SingDiffusion for this checkpoint or load an SD-1.x/2.x checkpoint" in detail
+        assert f"module {sing_module.name} [" in detail
+        assert "the module predicts SD-1.x/2.x latents and the checkpoint is SDXL (SDXL latents)" in detail
+        assert "choose an SDXL module (e.g. One More Step's oms_b_openclip_xl), or an SD-1.x/2.x checkpoint" in detail
         assert webui.checkpoint_in_use() == sdxl.name
         with pytest.raises(WebuiApiError) as loaded:  # the loaded model's own family
             webui.request("PUT", preset_url, {"enabled": True, "module": sing_module.name})
@@ -99,7 +97,7 @@ def test_an_sdxl_checkpoint_is_refused_with_what_to_do(webui, build_host_checkpo
 
 
 @pytest.mark.skipif(HOST is not None and HOST.key != "forge", reason="Forge's engines (Flux, Chroma) exist only there")
-def test_every_forge_engine_is_named_and_all_but_sd1_and_sd2_refused(webui):
+def test_every_forge_engine_is_named_and_served_by_the_modules_of_its_latent_family(webui):
     """Forge's Flux and Chroma have every A1111-style flag False: the family comes from the engine's class. Read by
     the extension's own Forge reader from instances of Forge's real engine classes (no weights loaded)."""
     families = webui.get("/singdiffusion-probe/families")
@@ -107,10 +105,16 @@ def test_every_forge_engine_is_named_and_all_but_sd1_and_sd2_refused(webui):
         "StableDiffusion": "SD-1.x", "StableDiffusion2": "SD-2.x", "StableDiffusionXLRefiner": "SDXL refiner",
         "StableDiffusionXL": "SDXL", "StableDiffusion3": "SD3", "Chroma": "Chroma", "Flux": "Flux"}
     for name, found in families.items():
+        sd_module, sdxl_module = found["refusal"], found["refusal_sdxl_module"]
         if found["family"] in ("SD-1.x", "SD-2.x"):
-            assert found["refusal"] is None
+            assert sd_module is None
+            assert "the module predicts SDXL latents" in sdxl_module, name
+        elif found["family"] == "SDXL":
+            assert sdxl_module is None
+            assert "the module predicts SD-1.x/2.x latents and the checkpoint is SDXL" in sd_module
         else:
-            assert f"the loaded checkpoint is {found['family']}; SingDiffusion modules serve" in found["refusal"], name
+            for refusal in (sd_module, sdxl_module):
+                assert f"the checkpoint is {found['family']}, which no start module serves" in refusal, name
 
 
 def test_the_module_is_cached_and_reloaded_when_its_file_or_precision_changes(webui, webui_log, build_sing_module):

@@ -137,7 +137,7 @@ def test_png_info_gives_the_args_that_remake_the_generation(webui, sing_module):
     parameters = webui.png_info(made.png[0])["parameters"]
     named = from_infotext(parameters)
     assert named == {"enabled": True, "module": sing_module.name, "guidance_scale": 2.5, "text_source": "module",
-                     "strength": 1.0, "follow_preset": False}
+                     "strength": 1.0, "follow_preset": False, "module_prompt": ""}
     again = webui.txt2img(prompt=parameters["Prompt"], seed=int(parameters["Seed"]),
                           cfg_scale=float(parameters["CFG scale"]), **sing(**named))
     assert np.array_equal(again.image, made.image)

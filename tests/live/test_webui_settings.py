@@ -11,6 +11,7 @@ pytestmark = pytest.mark.live
 DEFAULTS = {
     "singdiffusion_default_module": "",
     "singdiffusion_clip_l": "Automatic",
+    "singdiffusion_openclip_h": "Automatic",
     "singdiffusion_device": "webui",
     "singdiffusion_precision": "auto",
     "singdiffusion_memory": "keep on device",

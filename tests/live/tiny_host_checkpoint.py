@@ -52,6 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = builder_arguments(__doc__.splitlines()[0], "webui", "AUTOMATIC1111",
                                "UNet/VAE latent channels (SD-1 has 4)")
     parser.add_argument("--text-width", type=int, default=32, help="CLIP hidden size = UNet context_dim")
+    parser.add_argument("--family", choices=("sd15", "sdxl"), default="sd15",
+                        help="sdxl: sgm's DiffusionEngine (the webui takes a model with a conditioner for SDXL)")
     return parser.parse_args(argv)
 
 
@@ -143,11 +145,48 @@ def host_config(webui_dir: Path, latent_channels: int, text_width: int, clip_fol
     return config
 
 
-def build_model(config):
+SDXL_SIZE_EMBEDDERS = ("original_size_as_tuple", "crop_coords_top_left", "target_size_as_tuple")
+SIZE_EMBEDDING = 256  # ConcatTimestepEmbedderND's outdim; each embeds a pair: 2 × 256 per embedder
+
+
+def sdxl_config(webui_dir: Path, latent_channels: int, text_width: int, clip_folder: Path):
+    """SDXL base's config reduced: one CLIP-L-style embedder (penultimate layer, the crossattn) and the three size
+    embedders (the vector: 3 × 512, no pooled text), a UNet 32 wide with linear projections, a small VAE. The webui
+    detects SDXL by the conditioner, uses the yaml beside the checkpoint, and never downloads: the embedder's
+    `version` is the tiny local CLIP folder."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(webui_dir / "repositories" / "generative-models" / "configs" / "inference" /
+                            "sd_xl_base.yaml")
+    params = config.model.params
+    unet = params.network_config.params
+    unet.update(
+        adm_in_channels=len(SDXL_SIZE_EMBEDDERS) * 2 * SIZE_EMBEDDING, use_checkpoint=False,
+        in_channels=latent_channels, out_channels=latent_channels, model_channels=32, attention_resolutions=[2],
+        num_res_blocks=1, channel_mult=[1, 2], num_head_channels=16, transformer_depth=[1, 1],
+        context_dim=text_width, spatial_transformer_attn_type="softmax",
+    )
+    text = {"is_trainable": False, "input_key": "txt", "target": "sgm.modules.encoders.modules.FrozenCLIPEmbedder",
+            "params": {"layer": "hidden", "layer_idx": 1, "version": str(clip_folder.resolve()), "device": "cpu"}}
+    size_embedder = "sgm.modules.encoders.modules.ConcatTimestepEmbedderND"
+    sizes = [{"is_trainable": False, "input_key": key, "target": size_embedder, "params": {"outdim": SIZE_EMBEDDING}}
+             for key in SDXL_SIZE_EMBEDDERS]
+    params.conditioner_config.params.emb_models = [text, *sizes]
+    vae = params.first_stage_config.params
+    vae.embed_dim = latent_channels
+    vae.ddconfig.update(z_channels=latent_channels, ch=64, ch_mult=[1, 1, 1, 1], num_res_blocks=1,
+                        attn_type="vanilla")
+    return config
+
+
+def build_model(config, family: str = "sd15"):
     import ldm.modules.encoders.modules as encoders
     from ldm.util import instantiate_from_config
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    if family == "sdxl":
+        import sgm.modules.encoders.modules as encoders
+        from sgm.util import instantiate_from_config
     # FrozenCLIPEmbedder loads pretrained weights; the tiny text encoder has none yet, so build it at random.
     original = encoders.CLIPTextModel.from_pretrained
     encoders.CLIPTextModel.from_pretrained = lambda version: CLIPTextModel(CLIPTextConfig.from_pretrained(version))
@@ -168,6 +207,11 @@ def reinit_zero_layers(model: torch.nn.Module) -> list[str]:
 
 
 def give_text_output_a_mean(model) -> None:
+    if hasattr(model, "conditioner"):  # SDXL reads the penultimate layer: give the last encoder layer's output a mean
+        text = model.conditioner.embedders[0].transformer.text_model
+        with torch.no_grad():
+            text.encoder.layers[0].mlp.fc2.bias.normal_(0.5, 0.5)
+        return
     final_norm = model.cond_stage_model.transformer.text_model.final_layer_norm
     final_norm.weight.normal_(1.0, 0.1)
     final_norm.bias.normal_(0.5, 0.5)
@@ -252,7 +296,8 @@ def measure_brightness_response(model, latent_channels: int, seed: int) -> dict:
     latent_mean, round_trip = {}, {}
     for level in (-0.6, 0.0, 0.6):
         image = torch.full((1, 3, 64, 64), level) + 0.1 * torch.randn(1, 3, 64, 64, generator=generator)
-        latent = model.get_first_stage_encoding(model.encode_first_stage(image))
+        encoded = model.encode_first_stage(image)  # sgm (SDXL) scales it there already
+        latent = model.get_first_stage_encoding(encoded) if hasattr(model, "get_first_stage_encoding") else encoded
         latent_mean[f"{grey_level(image):.0f}"] = float(latent.mean())
         round_trip[f"{grey_level(image):.0f}"] = grey_level(model.decode_first_stage(latent))
     return {
@@ -266,14 +311,16 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     webui_dir = args.webui_dir.resolve()
     sys.path.insert(0, str(webui_dir / "repositories" / "stable-diffusion-stability-ai"))
+    sys.path.insert(0, str(webui_dir / "repositories" / "generative-models"))
     from safetensors.torch import save_file
 
     torch.manual_seed(args.seed)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     clip_folder = args.out_dir / f"{args.name}-clip"
     write_text_encoder_folder(clip_folder, args.text_width)
-    config = host_config(webui_dir, args.latent_channels, args.text_width, clip_folder)
-    model = build_model(config)
+    configure = sdxl_config if args.family == "sdxl" else host_config
+    config = configure(webui_dir, args.latent_channels, args.text_width, clip_folder)
+    model = build_model(config, args.family)
     with torch.no_grad():
         revived = reinit_zero_layers(model)
         give_text_output_a_mean(model)
@@ -282,6 +329,11 @@ def main(argv: list[str]) -> int:
 
     from omegaconf import OmegaConf
 
+    if args.family == "sdxl":
+        # The webui builds the text encoder without weights only where the file has a text encoder it knows
+        # (SD-1's, SD-2's, SDXL's bigG); this one has only CLIP-L, so the folder must hold its weights to load.
+        # As .safetensors: the webui refuses to unpickle a .bin that current torch wrote.
+        model.conditioner.embedders[0].transformer.save_pretrained(clip_folder, safe_serialization=True)
     checkpoint = args.out_dir / f"{args.name}.safetensors"
     state = {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
     save_file(state, str(checkpoint))
@@ -289,7 +341,7 @@ def main(argv: list[str]) -> int:
     config_path = (args.out_dir / f"{args.name}.yaml").resolve()
     return print_report(checkpoint, state, revived, response, config=str(config_path),
                         text_encoder=str(clip_folder.resolve()), latent_channels=args.latent_channels,
-                        text_width=args.text_width)
+                        text_width=args.text_width, family=args.family)
 
 
 def print_report(checkpoint: Path, state: dict, revived: list[str], response: dict, **fields) -> int:

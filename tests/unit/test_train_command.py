@@ -12,8 +12,8 @@ from train_helpers import SMALL_UNET, TINY_CLIP, write_image_folder, write_laten
 from sing_core import describe, load_module
 from sing_core.cli import main
 from sing_core.text import ClipTextEncoder, load_text_encoder
-from sing_core.train import load_train_state
 from sing_core.vae_file import load_vae_encoder
+from sing_train.checkpoints import checkpoint_folders, read_checkpoint
 from sing_train.images import load_image
 from sing_train.latents import load_latents
 
@@ -42,6 +42,11 @@ def train(data, out, *extra):
     return main([*args, *(str(e) for e in extra)])
 
 
+def last_checkpoint(out):
+    """The newest checkpoint accelerate wrote into OUT/checkpoints."""
+    return read_checkpoint(checkpoint_folders(out)[-1])
+
+
 def module_tensors(path):
     with safe_open(str(path), framework="pt") as handle:
         return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (safe_open is not a mapping)
@@ -60,7 +65,7 @@ def test_training_lowers_the_loss_and_writes_a_module_load_module_reads(
     assert "80/80" in last
     assert "<00:00" in last  # elapsed<remaining: nothing left
     assert "loss " in last
-    losses = load_train_state(out / "train_state.safetensors").losses
+    losses = last_checkpoint(out).losses
     assert len(losses) == 80
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
 
@@ -89,20 +94,26 @@ def test_the_tiny_preset_takes_the_text_encoders_width_and_bf16_autocast_runs(tm
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, checkpoint, latents, small_config, capsys):
     common = ("--config", small_config, "--text-encoder", checkpoint, "--batch-size", 4, "--lr", 1e-3)
     common += ("--caption-dropout", 0.3)
-    assert train(latents, tmp_path / "whole", *common, "--steps", 8, "--save-every", 4) == 0
+    # checkpoints every 2 steps, the newest 2 kept (saving draws no random numbers: the run is the same)
+    limited = ("--save-every", 2, "--checkpoints-total-limit", 2)
+    assert train(latents, tmp_path / "whole", *common, "--steps", 8, *limited) == 0
+    assert [p.name for p in checkpoint_folders(tmp_path / "whole")] == ["checkpoint-6", "checkpoint-8"]
     assert train(latents, tmp_path / "split", *common, "--steps", 5) == 0
     assert train(latents, tmp_path / "split", *common, "--steps", 8) == 0  # the state in --out is picked up
     assert "resumed from step 5" in capsys.readouterr().out
-    whole = load_train_state(tmp_path / "whole" / "train_state.safetensors")
-    split = load_train_state(tmp_path / "split" / "train_state.safetensors")
+    whole, split = last_checkpoint(tmp_path / "whole"), last_checkpoint(tmp_path / "split")
     assert split.step == whole.step == 8
     assert split.losses == whole.losses
+    # the resumed run's checkpoints (through accelerate's save_state) hold the same weights, AdamW state and all
+    assert [p.name for p in checkpoint_folders(tmp_path / "split")] == ["checkpoint-5", "checkpoint-8"]
+    assert all(torch.equal(v, whole.model()[k]) for k, v in split.model().items())
     a, b = (module_tensors(tmp_path / run / "singdiffusion.safetensors") for run in ("whole", "split"))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # --restart ignores the state: the run starts from scratch and so differs from a continued one.
     assert train(latents, tmp_path / "split", *common, "--steps", 2, "--restart") == 0
-    assert load_train_state(tmp_path / "split" / "train_state.safetensors").losses == whole.losses[:2]
+    assert [p.name for p in checkpoint_folders(tmp_path / "split")] == ["checkpoint-2"]
+    assert last_checkpoint(tmp_path / "split").losses == whole.losses[:2]
 
 
 def test_image_folder_encode_then_train_matches_training_from_the_folder(tmp_path, checkpoint, small_config, capsys):
@@ -120,7 +131,7 @@ def test_image_folder_encode_then_train_matches_training_from_the_folder(tmp_pat
     pixels = torch.stack([load_image(images / s, 64, 64) for s in dataset.sources])
     assert pixels[0].max() == -1  # black
     assert pixels[1].min() == 1  # white
-    torch.testing.assert_close(dataset.latents, vae.encode(pixels), rtol=0, atol=0)
+    torch.testing.assert_close(dataset.latents, vae.encode(pixels), rtol=0, atol=1e-5)  # diffusers vs LDM encoder
 
     common = ("--config", small_config, "--steps", 3, "--batch-size", 4, "--bundle-text-encoder")
     assert train(images, tmp_path / "from-images", "--checkpoint", checkpoint, "--resolution", 64, *common) == 0
@@ -143,3 +154,18 @@ def test_fine_tuning_an_existing_module_starts_from_its_weights(tmp_path, checkp
     assert train(latents, tmp_path / "second", "--init", first, "--text-encoder", checkpoint, *tiny_step) == 0
     before, after = module_tensors(first), module_tensors(tmp_path / "second" / "singdiffusion.safetensors")
     assert all(torch.allclose(before[k], after[k], atol=1e-9) for k in before)
+
+
+def test_an_fp16_run_with_ema_resumes_bit_identically(tmp_path, checkpoint, latents, small_config):
+    """The EMA and the fp16 loss scale travel in accelerate's checkpoint as registered objects."""
+    common = ("--config", small_config, "--text-encoder", checkpoint, "--batch-size", 4, "--lr", 1e-3)
+    common += ("--dtype", "fp16", "--ema-decay", 0.5)
+    assert train(latents, tmp_path / "whole", *common, "--steps", 6) == 0
+    assert train(latents, tmp_path / "split", *common, "--steps", 3) == 0
+    assert train(latents, tmp_path / "split", *common, "--steps", 6) == 0
+    assert last_checkpoint(tmp_path / "split").losses == last_checkpoint(tmp_path / "whole").losses
+    for name in ("singdiffusion", "singdiffusion-raw"):  # the EMA module and the raw weights
+        a, b = (module_tensors(tmp_path / run / f"{name}.safetensors") for run in ("whole", "split"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    scaler = torch.load(checkpoint_folders(tmp_path / "split")[-1] / "custom_checkpoint_2.pkl", weights_only=True)
+    assert scaler["scale"] > 0  # position, EMA, then the loss scaler

@@ -12,22 +12,24 @@ from webui_stand_ins import StandInCheckpointInfo, StandInModel, StandInProcessi
 
 from sing_core.args import ArgsError, SingArgs
 from sing_core.host_family import HostFamily
+from sing_core.kinds import ModuleKind
 from sing_core.library import UnknownModuleError
 from sing_core.presets import PresetError, PresetStore
 from sing_webui import preset_rules
 
 SD1 = HostFamily("SD-1.x", 4)
 SDXL = HostFamily("SDXL", 4)
-CHANNELS = {"tiny-sing": 4, "wide-sing": 8}
+CHANNELS = {"tiny-sing": 4, "wide-sing": 8, "oms-xl": 4}
+KINDS = {"oms-xl": ModuleKind("oms", "sdxl", "openclip_h")}
 TINY = StandInCheckpointInfo("tiny-sd1.safetensors", "0123456789", "/models/tiny-sd1.safetensors")
 ENABLED = {"enabled": True, "module": "tiny-sing", "guidance_scale": 3.0, "text_source": "module", "strength": 0.8,
            "module_prompt": ""}
 
 
-def latent_channels(name: str) -> int:
+def module_fit(name: str) -> tuple[int, ModuleKind]:
     if name not in CHANNELS:
         raise UnknownModuleError(f"SingDiffusion module {name!r} is not installed")
-    return CHANNELS[name]
+    return CHANNELS[name], KINDS.get(name, ModuleKind())
 
 
 def never(*_args):
@@ -65,14 +67,17 @@ def test_another_checkpoint_has_no_preset(store):
 @pytest.mark.parametrize(("values", "family", "why"), [
     (ENABLED, SD1, None),
     ({**ENABLED, "enabled": False}, SDXL, None),  # a disabled preset refuses nothing
-    (ENABLED, SDXL, "the checkpoint is SDXL; SingDiffusion modules serve SD-1.x and SD-2.x checkpoints only"),
+    (ENABLED, SDXL, "the module predicts SD-1.x/2.x latents and the checkpoint is SDXL (SDXL latents)"),
+    ({**ENABLED, "module": "oms-xl"}, SDXL, None),  # an SDXL module's preset on an SDXL checkpoint
+    ({**ENABLED, "module": "oms-xl"}, SD1, "the module predicts SDXL latents and the checkpoint is SD-1.x"),
     ({**ENABLED, "module": "wide-sing"}, SD1, "the checkpoint uses 4-channel latents and the module predicts 8"),
     ({**ENABLED, "module": "removed"}, SD1, None),  # the generation reports the module itself, naming the fix
-    ({**ENABLED, "module": "removed"}, SDXL, "the checkpoint is SDXL"),
+    ({**ENABLED, "module": "removed"}, SDXL, None),  # SDXL is served: the generation decides on the module
+    ({**ENABLED, "module": "removed"}, HostFamily("SDXL refiner", 4), "the checkpoint is SDXL refiner"),
 ])
 def test_why_a_preset_cannot_be_followed_as_saved(store, values, family, why):
     preset = store.put("c", None, values)
-    refusal = preset_rules.refusal(preset, family, latent_channels)
+    refusal = preset_rules.refusal(preset, family, module_fit)
     if why is None:
         assert refusal is None
     else:
@@ -84,7 +89,7 @@ def generation(info):
 
 
 def test_a_generation_that_follows_gets_its_checkpoints_preset(store):
-    args, note = preset_rules.apply(generation(TINY), SingArgs(), store, lambda _model: SD1, latent_channels)
+    args, note = preset_rules.apply(generation(TINY), SingArgs(), store, lambda _model: SD1, module_fit)
     assert args == SingArgs(True, "tiny-sing", 3.0, "module", True, 0.8)
     assert note is None
 
@@ -102,11 +107,12 @@ def test_without_a_preset_the_args_stay(store, info):
 def test_a_preset_is_never_followed_into_enabling_a_checkpoint_it_cannot_serve(store):
     read = []
     args, note = preset_rules.apply(generation(TINY), SingArgs(), store,
-                                    lambda model: read.append(model) or SDXL, latent_channels)
+                                    lambda model: read.append(model) or SDXL, module_fit)
     assert args == SingArgs(False, "tiny-sing", 3.0, "module", True, 0.8)  # the rest of the preset is followed
     assert read == [StandInModel(TINY)]  # the family of the generation's own model
     assert note.startswith(f"the preset for {TINY.title} enables SingDiffusion, but that checkpoint cannot use it")
-    assert note.endswith("(the checkpoint is SDXL; SingDiffusion modules serve SD-1.x and SD-2.x checkpoints only)")
+    assert note.endswith("the checkpoint is SDXL (SDXL latents); choose an SDXL module (e.g. One More Step's "
+                         "oms_b_openclip_xl), or an SD-1.x/2.x checkpoint)")
 
 
 def sdxl_file(path):
@@ -126,7 +132,7 @@ def test_the_loaded_checkpoints_family_is_the_loaded_models_else_the_files(tmp_p
 
 
 def test_the_panel_shows_the_preset_it_follows(store):
-    values, line = preset_rules.panel_values(TINY, store, lambda: SD1, latent_channels)
+    values, line = preset_rules.panel_values(TINY, store, lambda: SD1, module_fit)
     assert values == SingArgs(True, "tiny-sing", 3.0, "module", True, 0.8).preset()
     assert line == f"Following the preset for {TINY.title}."
 
@@ -138,17 +144,17 @@ def test_the_panel_says_when_there_is_no_preset(store):
 
 
 def test_the_panel_shows_a_refused_preset_disabled_and_says_why(store):
-    values, line = preset_rules.panel_values(TINY, store, lambda: SDXL, latent_channels)
+    values, line = preset_rules.panel_values(TINY, store, lambda: SDXL, module_fit)
     assert values["enabled"] is False
     assert values["module"] == "tiny-sing"
-    assert "cannot use it: ignored (the checkpoint is SDXL;" in line
+    assert "cannot use it: ignored (the module predicts SD-1.x/2.x latents and the checkpoint is SDXL" in line
     assert line.endswith(".")
 
 
 def test_the_panel_follows_a_ckpt_not_loaded_yet_as_saved(store, tmp_path):
     ckpt = StandInCheckpointInfo("tiny-sd1.safetensors", "0123456789", str(tmp_path / "old.ckpt"))
     values, _ = preset_rules.panel_values(ckpt, store, lambda: preset_rules.checkpoint_family(ckpt, None, never),
-                                          latent_channels)
+                                          module_fit)
     assert values["enabled"] is True  # its family is unknown until it is loaded: the generation decides
 
 
@@ -161,20 +167,21 @@ def test_the_panel_shows_the_preset_else_its_defaults_and_the_default_module_for
 
 
 def test_saving_checks_the_values_and_the_fit():
-    checked = preset_rules.checked_preset(TINY.title, ENABLED, lambda: SD1, latent_channels)
+    checked = preset_rules.checked_preset(TINY.title, ENABLED, lambda: SD1, module_fit)
     assert checked.preset() == ENABLED
     with pytest.raises(PresetError, match=r"a preset cannot enable the module on tiny-sd1\.safetensors "
-                                          r"\[0123456789\]: the checkpoint is SDXL.*Save it with enabled false"):
-        preset_rules.checked_preset(TINY.title, ENABLED, lambda: SDXL, latent_channels)
+                                          r"\[0123456789\]: the module predicts SD-1\.x/2\.x latents and the "
+                                          r"checkpoint is SDXL.*Save it with enabled false"):
+        preset_rules.checked_preset(TINY.title, ENABLED, lambda: SDXL, module_fit)
     with pytest.raises(PresetError, match="uses 4-channel latents and the module predicts 8"):
-        preset_rules.checked_preset(TINY.title, {**ENABLED, "module": "wide-sing"}, lambda: SD1, latent_channels)
+        preset_rules.checked_preset(TINY.title, {**ENABLED, "module": "wide-sing"}, lambda: SD1, module_fit)
 
 
 def test_a_disabled_preset_may_be_saved_anywhere_but_its_module_must_exist():
     disabled = {**ENABLED, "enabled": False}
-    assert preset_rules.checked_preset("xl", disabled, never, latent_channels).enabled is False
+    assert preset_rules.checked_preset("xl", disabled, never, module_fit).enabled is False
     with pytest.raises(UnknownModuleError, match="'removed' is not installed"):
-        preset_rules.checked_preset("xl", {**disabled, "module": "removed"}, never, latent_channels)
+        preset_rules.checked_preset("xl", {**disabled, "module": "removed"}, never, module_fit)
     assert preset_rules.checked_preset("xl", {"enabled": False}, never, never) == SingArgs()
 
 

@@ -9,6 +9,7 @@ import pytest
 from webui_stand_ins import StandInProcessing, StandInRequest, StandInScript, StandInScriptRunner
 
 from sing_core.args import FIELDS, ArgsError, SingArgs
+from sing_core.kinds import ModuleKind
 from sing_core.library import ModuleGoneError, ModuleLibrary, UnknownModuleError
 from sing_core.presets import Preset
 from sing_webui import preset_rules, resolve, rules
@@ -91,6 +92,9 @@ def test_bad_script_args_are_a_422_naming_the_argument(script_args, says):
 def test_guidance_0_follows_the_generations_cfg_scale():
     assert resolve.guidance_scale(SingArgs(guidance_scale=0.0), 7.5) == 7.5
     assert resolve.guidance_scale(SingArgs(guidance_scale=3.0), 7.5) == 3.0
+    oms = ModuleKind("oms", "sdxl", "openclip_h")
+    assert resolve.guidance_scale(SingArgs(guidance_scale=0.0), 7.5, oms) == 1.0  # OMS never follows the CFG scale
+    assert resolve.guidance_scale(SingArgs(guidance_scale=1.5), 7.5, oms) == 1.5
 
 
 # --- what an API request sent (Api.init_script_args' raw request) ---

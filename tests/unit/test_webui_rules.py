@@ -9,6 +9,7 @@ import pytest
 
 from sing_core.args import ArgsError
 from sing_core.host_family import HostFamilyError
+from sing_core.kinds import ModuleKind
 from sing_core.library import ModuleEntry, ModuleGoneError, UnknownModuleError
 from sing_core.presets import PresetError
 from sing_core.weights import CheckpointError
@@ -29,48 +30,85 @@ def test_the_plain_decisions_import_no_webui():
     assert all(f"'{name}" not in loaded for name in ("modules", "gradio", "fastapi", "backend", "modules_forge"))
 
 
-@pytest.mark.parametrize("family", ["SD-1.x", "SD-2.x"])
-def test_served_families_with_the_modules_latent_fit(family):
-    assert rules.fit_refusal(family, 4, 4, "m [abc]") is None
+SD = ModuleKind()  # SingDiffusion's release: SD-1.x/2.x latents, CLIP-L
+OMS_SD = ModuleKind("oms", "sd", "openclip_h")
+OMS_XL = ModuleKind("oms", "sdxl", "openclip_h")
+OMS_MIX = ModuleKind("oms", "sdxl", "sdxl")
 
 
-@pytest.mark.parametrize("family", ["SDXL", "SDXL refiner", "SD3", "Flux", "Chroma", "StableCascade"])
-def test_other_families_are_refused_with_what_to_do(family):
-    message = rules.fit_refusal(family, 4, 4, "m [abc]")
-    assert f"the loaded checkpoint is {family}" in message
-    assert "Disable SingDiffusion for this checkpoint or load an SD-1.x/2.x checkpoint" in message
+@pytest.mark.parametrize(("family", "kind"), [("SD-1.x", SD), ("SD-2.x", SD), ("SD-2.x", OMS_SD), ("SDXL", OMS_XL),
+                                              ("SDXL", OMS_MIX)])
+def test_served_families_with_the_modules_latent_fit(family, kind):
+    assert rules.fit_refusal(family, 4, kind, 4, "m [abc]") is None
+
+
+@pytest.mark.parametrize("family", ["SDXL refiner", "SD3", "Flux", "Chroma", "StableCascade"])
+@pytest.mark.parametrize("kind", [SD, OMS_XL])
+def test_other_families_are_refused_with_what_to_do(family, kind):
+    message = rules.fit_refusal(family, 4, kind, 4, "m [abc]")
+    assert f"module m [abc] cannot serve the loaded checkpoint: the checkpoint is {family}" in message
+    assert "load an SD-1.x, SD-2.x or SDXL base checkpoint, or turn the module off" in message
+
+
+@pytest.mark.parametrize(("family", "kind", "says"), [
+    ("SDXL", SD, "the module predicts SD-1.x/2.x latents and the checkpoint is SDXL (SDXL latents); choose an SDXL"),
+    ("SD-1.x", OMS_XL, "the module predicts SDXL latents and the checkpoint is SD-1.x (SD-1.x/2.x latents); choose"),
+])
+def test_a_module_of_the_other_latent_family_is_refused_naming_both(family, kind, says):
+    assert says in rules.fit_refusal(family, 4, kind, 4, "m [abc]")
 
 
 def test_a_latent_width_mismatch_names_both_widths():
-    message = rules.fit_refusal("SD-1.x", 8, 4, "m [abc]")
+    message = rules.fit_refusal("SD-1.x", 8, SD, 4, "m [abc]")
     assert "module m [abc] predicts 4-channel latents but the loaded checkpoint uses 8-channel latents" in message
 
 
 @pytest.mark.parametrize(
-    ("choice", "family", "width", "clip_skip", "expected"),
+    ("choice", "family", "width", "clip_skip", "kind", "expected"),
     [
-        ("auto", "SD-1.x", 768, 1, "host"),
-        ("auto", "SD-1.x", 768, 2, "module"),  # CLIP skip 2 is not the space the module was trained in
-        ("auto", "SD-1.x", 32, 1, "module"),
-        ("auto", "SD-2.x", None, 1, "module"),
-        ("host", "SD-1.x", 768, 2, "host"),  # asked for: the webui's own rows, CLIP skip and all
-        ("module", "SD-1.x", 768, 1, "module"),
-        ("module", "SD-2.x", None, 1, "module"),
+        ("auto", "SD-1.x", 768, 1, SD, "host"),
+        ("auto", "SD-1.x", 768, 2, SD, "module"),  # CLIP skip 2 is not the space the module was trained in
+        ("auto", "SD-1.x", 32, 1, SD, "module"),
+        ("auto", "SD-2.x", 1024, 1, SD, "module"),
+        ("host", "SD-1.x", 768, 2, SD, "host"),  # asked for: the webui's own rows, CLIP skip and all
+        ("module", "SD-1.x", 768, 1, SD, "module"),
+        ("module", "SD-2.x", None, 1, SD, "module"),
+        ("auto", "SD-2.x", 1024, 1, OMS_SD, "host"),  # SD-2's own conditioning is ViT-H
+        ("auto", "SD-2.x", 1024, 2, OMS_SD, "host"),  # SD-2's conditioning ignores CLIP skip
+        ("auto", "SD-1.x", 768, 1, OMS_SD, "module"),
+        ("auto", "SDXL", 2048, 1, OMS_XL, "module"),  # ViT-H from a file: SDXL conditions on CLIP-L ⊕ bigG
+        ("auto", "SDXL", 2048, 1, OMS_MIX, "host"),
+        ("module", "SDXL", 2048, 1, OMS_MIX, "host"),  # mixclip's own encoders are the SDXL checkpoint's
     ],
 )
-def test_text_source(choice, family, width, clip_skip, expected):
-    assert rules.text_source(choice, family, width, 768, clip_skip) == expected
+def test_text_source(choice, family, width, clip_skip, kind, expected):
+    assert rules.text_source(choice, family, width, kind, kind.text_width if width else 1024, clip_skip) == expected
 
 
-@pytest.mark.parametrize(("family", "width", "says"), [("SD-2.x", None, "not a CLIP-L text encoder"),
+@pytest.mark.parametrize(("family", "width", "says"), [("SD-2.x", None, "of no known width"),
                                                        ("SD-1.x", 32, "32 wide")])
 def test_host_text_where_it_does_not_fit_is_refused_saying_why(family, width, says):
     with pytest.raises(rules.RefusalError) as refused:
-        rules.text_source("host", family, width, 768, 1)
+        rules.text_source("host", family, width, SD, 768, 1)
     message = str(refused.value)
-    assert "text source 'host' needs an SD-1.x checkpoint whose text encoder is 768 wide" in message
-    assert f"the loaded checkpoint is {family} and its text encoder is {says}" in message
+    assert "text source 'host' needs an SD-1.x checkpoint whose text conditioning is 768 wide" in message
+    assert f"the loaded checkpoint is {family} and its text conditioning is {says}" in message
     assert "Use text source 'module' or 'auto'" in message
+
+
+def test_an_sdxl_text_module_needs_the_sdxl_checkpoints_conditioning():
+    with pytest.raises(rules.RefusalError, match="needs an SDXL checkpoint whose text conditioning is 2048 wide"):
+        rules.text_source("auto", "SDXL", 1280, OMS_MIX, 2048, 1)
+
+
+@pytest.mark.parametrize(("last_alpha", "marker", "skips"), [(0.0047, False, False), (4.9e-8, False, True),
+                                                            (0.0047, True, True)])
+def test_a_zero_terminal_snr_schedule_skips_the_module_saying_why(last_alpha, marker, skips):
+    reason = rules.ztsnr_reason(last_alpha, marker)
+    assert (reason is not None) is skips
+    if skips:
+        assert "zero terminal SNR" in reason
+        assert "did nothing" in reason
 
 
 def test_img2img_applies_only_from_nothing():

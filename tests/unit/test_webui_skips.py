@@ -6,6 +6,7 @@ live tier (tests/live/test_singdiffusion_passes.py)."""
 import pytest
 from webui_stand_ins import StandInProcessing
 
+from sing_core.kinds import ModuleKind
 from sing_webui import rules
 
 PLAIN = [[(0, 1.0)], [(1, 1.0)]]  # two images, one sub-prompt each of weight 1
@@ -91,3 +92,15 @@ def test_the_negative_prompt_is_needed_under_guidance_or_for_weighted_sub_prompt
 ])
 def test_where_the_host_text_sources_negative_rows_come_from(row_weights, guidance_scale, host_has_uncond, source):
     assert rules.uncond_source(row_weights, guidance_scale, host_has_uncond) == source
+
+
+OMS = ModuleKind("oms", "sdxl", "openclip_h")
+
+
+@pytest.mark.parametrize(("guidance_scale", "host_has_uncond", "source"), [
+    (1.0, True, None),  # OMS at its default w = 1: the prompt alone
+    (1.5, True, "encode"),  # "" encoded, never the webui's negative prompt
+    (0.5, False, "encode"),  # plain CFG: w < 1 moves toward ""
+])
+def test_one_more_step_guides_against_the_empty_prompt(guidance_scale, host_has_uncond, source):
+    assert rules.uncond_source(PLAIN, guidance_scale, host_has_uncond, OMS) == source

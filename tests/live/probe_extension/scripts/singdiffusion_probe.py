@@ -28,16 +28,30 @@ FLAGS_SET = {"StableDiffusion": ("is_sd1",), "StableDiffusion2": ("is_sd2",), "S
 SEEN_ATTR = "_singdiffusion_probe_seen"  # on p: the (iteration, hires pass) samplings already recorded
 
 
+def crossattn(rows):
+    """SDXL's conditioning is a dict: its cross-attention rows are what a module reads."""
+    return rows["crossattn"] if isinstance(rows, dict) else rows
+
+
+def encode_rows(prompts):
+    """The loaded checkpoint's own conditioning rows of plain prompts at step 0 (cross-attention part)."""
+    from modules import shared
+
+    with torch.no_grad():
+        rows = prompt_parser.get_learned_conditioning(shared.sd_model, list(prompts), 1)
+        return crossattn(prompt_parser.reconstruct_cond_batch(rows, 0))
+
+
 def record(p, x, sigma, uncond, cond):
     batch = len(p.seeds)
     noise = rng.ImageRNG(tuple(x.shape[1:]), p.seeds, subseeds=p.subseeds, subseed_strength=p.subseed_strength,
                          seed_resize_from_h=p.seed_resize_from_h, seed_resize_from_w=p.seed_resize_from_w).next()
-    text_uncond = prompt_parser.reconstruct_cond_batch(uncond, 0) if uncond is not None else torch.zeros(0)
+    text_uncond = crossattn(prompt_parser.reconstruct_cond_batch(uncond, 0)) if uncond is not None else torch.zeros(0)
     tensors = {
         "x": x[-batch:],
         "sigma": torch.as_tensor(sigma).reshape(-1)[-batch:],
         "noise": noise,
-        "text_cond": prompt_parser.reconstruct_multicond_batch(cond, 0)[1],
+        "text_cond": crossattn(prompt_parser.reconstruct_multicond_batch(cond, 0)[1]),
         "text_uncond": text_uncond,
     }
     blob = save({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()})
@@ -77,6 +91,12 @@ def on_app_started(_demo, app):
         captures.clear()
         return {"ok": True}
 
+    @app.post("/singdiffusion-probe/encode")
+    def encode(prompts: list[str]):
+        """The loaded checkpoint's own conditioning of `prompts` (base64 safetensors, key "rows")."""
+        rows = encode_rows(prompts)
+        return {"tensors": base64.b64encode(save({"rows": rows.detach().float().cpu().contiguous()})).decode()}
+
     if importlib.util.find_spec("modules_forge") is not None:
         @app.get("/singdiffusion-probe/loaded-models")
         def loaded_models():
@@ -89,6 +109,7 @@ def on_app_started(_demo, app):
         def families():
             from backend import loader
 
+            from sing_core.kinds import ModuleKind
             from sing_webui import rules
             from sing_webui.hosts import webui  # the extension's reader, already imported by its script
 
@@ -99,7 +120,10 @@ def on_app_started(_demo, app):
                 for flag in ("is_sd1", "is_sd2", "is_sdxl", "is_sd3"):  # then set as each engine's __init__ does
                     setattr(model, flag, flag in FLAGS_SET.get(engine.__name__, ()))
                 family = webui.family(model)
-                found[engine.__name__] = {"family": family, "refusal": rules.fit_refusal(family, 4, 4, "m [0]")}
+                found[engine.__name__] = {
+                    "family": family, "refusal": rules.fit_refusal(family, 4, ModuleKind(), 4, "m [0]"),
+                    "refusal_sdxl_module": rules.fit_refusal(family, 4, ModuleKind("oms", "sdxl", "openclip_h"), 4,
+                                                             "m [0]")}
             return found
 
 
