@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 LIVE_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(LIVE_DIR), str(LIVE_DIR.parent / "unit")]
+sys.path[:0] = [str(LIVE_DIR), str(LIVE_DIR.parent / "unit"), str(LIVE_DIR.parents[1])]  # helpers, sing_core
 
 from live_hosts import HOST, SKIP_REASON  # noqa: E402
 from tiny_sing_module import build_unet  # noqa: E402
