@@ -10,7 +10,7 @@ the host UNet's size (so the module costs about one host step): --family sd15 a 
 (guided by the CFG scale against the negative prompt), --family sdxl a One More Step module in its release layout
 reading the checkpoint's own crossattn (HOST.sdxl_unet_as_diffusers), guidance_scale 2 against "". Either runs cond
 and uncond in one batched forward, as the host does its own. Requests alternate
-B-absent, A-off, A-on, A-off at twice the steps each round; the medians give
+B-absent, A-off, A-on, A-off at twice the steps, the order rotating from round to round; the medians give
   - present but off / absent  (goal 1.00 ± 0.03: an installed extension that is off costs nothing)
   - (t_on − t_off) / host step, host step = (t_off2 − t_off) / steps so that the decode and the request's fixed
     costs cancel (goal ≤ 1.2: the module costs about one host step, warm); (t_off / steps) as the older, kinder
@@ -132,12 +132,17 @@ def main(argv: list[str]) -> int:
             load = re.search(r"loaded bench-sing \[\w+\] .* in ([\d.]+)s", servers["a"].log_text())
             for client in (a, b):
                 client.txt2img(**payload)  # warm both servers
-            times = {"absent": [], "off": [], "on": [], "off2": []}
-            for _ in range(args.rounds):
-                times["absent"].append(timed(lambda: b.txt2img(**payload)))
-                times["off"].append(timed(lambda: a.txt2img(**payload, **off)))
-                times["on"].append(timed(lambda: a.txt2img(**payload, **on)))
-                times["off2"].append(timed(lambda: a.txt2img(**{**payload, "steps": 2 * args.steps}, **off)))
+            requests = {"absent": lambda: b.txt2img(**payload), "off": lambda: a.txt2img(**payload, **off),
+                        "on": lambda: a.txt2img(**payload, **on),
+                        "off2": lambda: a.txt2img(**{**payload, "steps": 2 * args.steps}, **off)}
+            times = {key: [] for key in requests}
+            keys = list(requests)
+            for round_ in range(args.rounds):
+                # The order rotates from round to round: in a fixed one, off always came right after B's request
+                # (whose clean-up still ran) and on after off, which on Forge read as off / absent = 1.11 and a
+                # module costing less than nothing.
+                for key in keys[round_ % len(keys):] + keys[:round_ % len(keys)]:
+                    times[key].append(timed(requests[key]))
             module_ms = [float(ms) for ms in re.findall(r"SingDiffusion: bench-sing .* in ([\d.]+) ms",
                                                          servers["a"].log_text())][2:]  # after the warm-up uses
         finally:
