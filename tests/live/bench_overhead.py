@@ -10,7 +10,8 @@ the host UNet's size (so the module costs about one host step): --family sd15 a 
 (guided by the CFG scale against the negative prompt), --family sdxl a One More Step module in its release layout
 reading the checkpoint's own crossattn (HOST.sdxl_unet_as_diffusers), guidance_scale 2 against "". Either runs cond
 and uncond in one batched forward, as the host does its own. Requests alternate
-B-absent, A-off, A-on, A-off at twice the steps, the order rotating from round to round; the medians give
+B-absent, A-off, A-on, A-off at twice the steps, the order rotating from round to round, each request with a prompt
+of its own (so each encodes its text: the webuis cache the last conditioning by prompt and steps); the medians give
   - present but off / absent  (goal 1.00 ± 0.03: an installed extension that is off costs nothing)
   - (t_on − t_off) / host step, host step = (t_off2 − t_off) / steps so that the decode and the request's fixed
     costs cancel (goal ≤ 1.2: the module costs about one host step, warm); (t_off / steps) as the older, kinder
@@ -21,6 +22,7 @@ and the first use's module load time is read from A's console on its own.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import statistics
@@ -132,15 +134,22 @@ def main(argv: list[str]) -> int:
             load = re.search(r"loaded bench-sing \[\w+\] .* in ([\d.]+)s", servers["a"].log_text())
             for client in (a, b):
                 client.txt2img(**payload)  # warm both servers
-            requests = {"absent": lambda: b.txt2img(**payload), "off": lambda: a.txt2img(**payload, **off),
-                        "on": lambda: a.txt2img(**payload, **on),
-                        "off2": lambda: a.txt2img(**{**payload, "steps": 2 * args.steps}, **off)}
+            # A new prompt for every request: the webuis keep the last request's conditioning keyed on its prompt AND
+            # steps, so with one prompt the request after off2 (A's only other step count) encoded its text again
+            # and every other A request took it from the cache: on Forge's full-size CLIP-L that read as
+            # off / absent = 1.12 and a module costing less than nothing. Now every arm encodes its text.
+            prompts = (f"a cube, number {n}" for n in itertools.count())
+
+            def fresh(**options) -> dict:
+                return {**payload, "prompt": next(prompts), **options}
+
+            requests = {"absent": lambda: b.txt2img(**fresh()), "off": lambda: a.txt2img(**fresh(**off)),
+                        "on": lambda: a.txt2img(**fresh(**on)),
+                        "off2": lambda: a.txt2img(**fresh(steps=2 * args.steps, **off))}
             times = {key: [] for key in requests}
             keys = list(requests)
             for round_ in range(args.rounds):
-                # The order rotates from round to round: in a fixed one, off always came right after B's request
-                # (whose clean-up still ran) and on after off, which on Forge read as off / absent = 1.11 and a
-                # module costing less than nothing.
+                # The order rotates from round to round, so that no arm always follows the same other.
                 for key in keys[round_ % len(keys):] + keys[:round_ % len(keys)]:
                     times[key].append(timed(requests[key]))
             module_ms = [float(ms) for ms in re.findall(r"SingDiffusion: bench-sing .* in ([\d.]+) ms",
