@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 
 from comfy.patcher_extension import WrappersMP
 
@@ -112,7 +113,7 @@ class SingDiffusionApply:
                          "input is not used")
             negative = None
             if clip is not None and kind.needs_uncond(kind.effective_guidance(guidance_scale, None)):
-                empty = encode(clip, "")
+                empty = encode_empty(clip)
         refusal = family.refusal(family.facts_of(model), kind, module.latent_channels, module.cross_attention_dim,
                                  own_text=positive is not None)
         if refusal:
@@ -134,6 +135,22 @@ class SingDiffusionApply:
 def encode(clip, text: str) -> list:
     """CONDITIONING of `text`, as CLIPTextEncode makes it with this CLIP."""
     return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
+# One More Step's "" per CLIP object. ComfyUI re-runs the Apply node whenever its cached output was evicted (another
+# graph ran between two prompts), and encoding "" with SDXL's two encoders on a CPU cost more than a whole sampling
+# pass (bench_comfyui.py --family sdxl --node-times). A CLIP with other weights or layers is another object (ComfyUI
+# clones it for LoRAs and CLIPSetLastLayer), so it gets its own entry; a dropped CLIP drops its entry.
+_empty_by_clip: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def encode_empty(clip) -> list:
+    """encode(clip, "") once per CLIP object."""
+    try:
+        return _empty_by_clip[clip]
+    except KeyError:
+        _empty_by_clip[clip] = encoded = encode(clip, "")
+        return encoded
 
 
 def check_width(module, name: str, conditioning: list) -> None:
