@@ -131,8 +131,11 @@ class ModuleKind:
         """Guidance in x0 space (linear, so CFG on v then x̂0 = −v equals CFG on −v)."""
         if not self.needs_uncond(guidance):
             return x0_cond
-        guided = x0_uncond + guidance * (x0_cond - x0_uncond)
-        return guided / guidance if self.normalized_guidance else guided
+        if self.normalized_guidance:
+            from sing_core.start import normalized_guidance  # imported here: this module's readers need no torch
+
+            return normalized_guidance(x0_cond, x0_uncond, guidance)
+        return x0_uncond + guidance * (x0_cond - x0_uncond)
 
     def refusal(self, host_family: str) -> str | None:
         """Why this module cannot serve a host checkpoint of that family ("SD-1.x", "SDXL", "SD3", ...); None if it
